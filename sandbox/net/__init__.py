@@ -1,0 +1,1 @@
+"""Loopback networking: addresses, binding with diagnosis, the socket table, conflict rules."""

@@ -1,0 +1,1 @@
+"""Running sandboxes: the orchestrator, the detached supervisor, state and teardown."""

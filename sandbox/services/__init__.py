@@ -1,0 +1,1 @@
+"""Services that run on a held socket: HTTP and TCP stubs, and real programs."""
