@@ -1,0 +1,186 @@
+"""The lifecycle commands as functions: up (foreground or detached), status, logs, down."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import ExitCode, SandboxError, UsageError
+from sandbox.output import Printer
+from sandbox.plan import OnConflict
+from sandbox.profile.models import Profile
+from sandbox.runtime.events import Event, LogLine, Notice, ServiceNotReady, ServiceReady
+from sandbox.runtime.state import StateDir, list_sandboxes
+from sandbox.runtime.status import sandbox_status
+from sandbox.runtime.teardown import DownReport, down
+
+
+def up_detached(
+    profile: Profile,
+    *,
+    name: str | None,
+    state_root: Path,
+    on_conflict: OnConflict,
+    wait_timeout: float,
+) -> dict[str, Any]:
+    """Start a supervisor in its own session; return the sandbox's status once it is ready."""
+    from sandbox.runtime.supervisor import spawn
+
+    if profile.source is None:
+        raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
+    sandbox_name = name or profile.name
+    spawn(
+        profile.source,
+        name=sandbox_name,
+        state_root=state_root,
+        on_conflict=on_conflict,
+        wait_timeout=wait_timeout,
+    )
+    status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
+    if status is None:
+        raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
+    return status.to_json()
+
+
+def up_foreground(
+    profile: Profile,
+    *,
+    name: str | None,
+    state_root: Path,
+    on_conflict: OnConflict,
+    wait_timeout: float,
+    out: Printer,
+    json_: bool = False,
+) -> int:
+    """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the exit code."""
+    return asyncio.run(
+        _foreground(profile, name, state_root, on_conflict, wait_timeout, out, json_)
+    )
+
+
+async def _foreground(
+    profile: Profile,
+    name: str | None,
+    state_root: Path,
+    on_conflict: OnConflict,
+    wait_timeout: float,
+    out: Printer,
+    json_: bool,
+) -> int:
+    from sandbox.runtime.orchestrator import Sandbox
+
+    width = max(len(s) for s in profile.services)
+    started = False
+
+    def show(event: Event) -> None:
+        if isinstance(event, LogLine) and started:
+            out.service_line(event.service, event.text, width)
+        elif isinstance(event, ServiceReady) and not json_:
+            out.note(f"ready: {event.service} at {event.url} ({event.seconds * 1000:.0f} ms)")
+        elif isinstance(event, ServiceNotReady):
+            out.warn(f"{event.service}: {event.result.detail}")
+        elif isinstance(event, Notice):
+            out.note(event.text)
+
+    sandbox = Sandbox(
+        profile,
+        name=name,
+        on_conflict=on_conflict,
+        state_root=state_root,
+        wait_timeout=wait_timeout,
+        emit=show,
+        foreground=True,
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            out.note(f"{signal.Signals(signum).name}: stopping (again to force)")
+            stop.set()
+        else:
+            sandbox.force()
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in handled:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        t0 = time.perf_counter()
+        await sandbox.start()
+        started = True
+        status = await sandbox_status(StateDir(state_root, sandbox.name))
+        if json_:
+            out.json(status.to_json() if status else {})
+        elif status is not None:
+            out.note(f"{sandbox.name}: all {len(sandbox.services)} services ready "
+                     f"in {time.perf_counter() - t0:.2f}s; Ctrl-C stops them")
+            out.services_table(status.to_json()["services"])
+        await stop.wait()
+        await sandbox.stop()
+        out.note(f"{sandbox.name}: stopped")
+    finally:
+        await sandbox.stop()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    if received and received[0] == signal.SIGINT:
+        return int(ExitCode.INTERRUPTED)
+    return 0
+
+
+async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
+    """Status JSON of every recorded sandbox (or one), each with a live probe of its services."""
+    dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
+    found = await asyncio.gather(*(sandbox_status(d) for d in dirs))
+    return [s.to_json() for s in found if s is not None]
+
+
+async def down_many(state_root: Path, name: str | None, *, grace: float) -> list[DownReport]:
+    """`down` one sandbox, or every recorded one when `name` is None."""
+    dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
+    reports = await asyncio.gather(*(down(d, grace=grace) for d in dirs))
+    return [r for r in reports if r.stopped or r.survivors or r.supervisor_was_alive]
+
+
+def read_logs(
+    state_root: Path, name: str, service: str | None, *, tail: int, follow: bool
+) -> Iterator[tuple[str, str]]:
+    """Yield (service, line): the last `tail` lines of each log, then new lines if following."""
+    state = StateDir(state_root, name)
+    record = state.read()
+    if record is None:
+        raise UsageError(f'sandbox "{name}" is not running, so it has no logs.',
+                         "`sandbox status` lists the running sandboxes.")
+    names = [s.name for s in record.services]
+    if service is not None and service not in names:
+        raise UsageError(f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).')
+    chosen = [service] if service else names
+    handles = {}
+    for svc in chosen:
+        path = state.log_path(svc)
+        if not path.exists():
+            continue
+        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        handles[svc] = handle
+        lines = handle.read().splitlines()
+        for line in lines[-tail:] if tail > 0 else []:
+            yield svc, line
+    try:
+        while follow and handles:
+            quiet = True
+            for svc, handle in handles.items():
+                for line in handle.readlines():
+                    quiet = False
+                    yield svc, line.rstrip("\n")
+            if quiet:
+                if state.read() is None:
+                    return
+                time.sleep(0.2)  # polling a file for new lines; not a readiness signal
+    finally:
+        for handle in handles.values():
+            handle.close()

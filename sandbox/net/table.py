@@ -1,0 +1,241 @@
+"""The machine's socket table: every TCP listener and bound UDP socket, with its owner."""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import socket
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psutil
+
+from sandbox.net.addresses import IPAddress, format_hostport, is_loopback
+
+Protocol = Literal["tcp", "udp"]
+_BINDV6ONLY = Path("/proc/sys/net/ipv6/bindv6only")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that holds a socket; every field is None when it cannot be seen."""
+
+    pid: int | None
+    name: str | None
+    cmdline: str | None
+    user: str | None
+
+    def describe(self) -> str:
+        """`pid 4127 "postgres -D /var/lib/pg" (user postgres)`, or who it might be."""
+        if self.pid is None:
+            return "a process of another user (its owner is not visible without privileges)"
+        text = f"pid {self.pid}"
+        command = self.cmdline or self.name
+        if command:
+            text += f' "{command}"'
+        if self.user:
+            text += f" (user {self.user})"
+        return text
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening TCP socket or a bound UDP socket. `v6only` is None where unknown."""
+
+    address: IPAddress
+    port: int
+    protocol: Protocol
+    owner: Owner | None
+    v6only: bool | None = None
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Listening on every address of its family (0.0.0.0, ::, or ::ffff:0.0.0.0)."""
+        mapped = self.address.ipv4_mapped if self.address.version == 6 else None
+        return self.address.is_unspecified or (mapped is not None and mapped.is_unspecified)
+
+    @property
+    def is_loopback(self) -> bool:
+        """Listening on 127/8, ::1, or an IPv4-mapped ::ffff:127.x."""
+        return is_loopback(self.address)
+
+    @property
+    def hostport(self) -> str:
+        """`127.0.0.2:8080` or `[::]:8080`."""
+        return format_hostport(self.address, self.port)
+
+
+SocketTable = Sequence[Listener]
+
+
+def read_bindv6only() -> bool:
+    """The system default for IPV6_V6ONLY (net.ipv6.bindv6only); False where unknown."""
+    try:
+        return _BINDV6ONLY.read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def read_table(*, protocols: Iterable[Protocol] = ("tcp", "udp")) -> list[Listener]:
+    """Every listening TCP socket and every bound, unconnected UDP socket on the machine.
+
+    Owners the caller may not inspect come back with None fields, never an error. IPv6
+    listeners carry IPV6_V6ONLY as the kernel reports it (Linux sock_diag) or, failing
+    that, as far as the table implies it; otherwise None.
+    """
+    wanted = set(protocols)
+    kind = "inet" if wanted >= {"tcp", "udp"} else next(iter(wanted), "inet")
+    owners: dict[int, Owner] = {}
+    found: dict[Listener, None] = {}  # an ordered set: forked workers repeat a socket
+    for protocol, ip, port, pid in _raw_listeners(kind):
+        if protocol not in wanted:
+            continue
+        owner = _owner(pid, owners)
+        found[Listener(ipaddress.ip_address(ip), port, protocol, owner)] = None
+    listeners = _with_v6only(list(found), _kernel_v6only(wanted))
+    listeners.sort(key=_sort_key)
+    return listeners
+
+
+def loopback_listeners(table: SocketTable) -> list[Listener]:
+    """The listeners that matter on loopback: loopback and wildcard ones, by port then address."""
+    chosen = [entry for entry in table if entry.is_loopback or entry.is_wildcard]
+    return sorted(chosen, key=_sort_key)
+
+
+def _sort_key(entry: Listener) -> tuple[int, int, int, str, int]:
+    pid = entry.owner.pid if entry.owner and entry.owner.pid is not None else -1
+    return (entry.port, entry.address.version, int(entry.address), entry.protocol, pid)
+
+
+def _raw_listeners(kind: str) -> Iterator[tuple[Protocol, str, int, int | None]]:
+    try:
+        conns = [(c.type, c.laddr, c.raddr, c.status, c.pid) for c in psutil.net_connections(kind)]
+    except psutil.AccessDenied:
+        # macOS lists the whole table only to root: fall back to the processes we may read.
+        conns = []
+        for proc in psutil.process_iter():
+            try:
+                own = proc.net_connections(kind)
+            except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+            conns.extend((c.type, c.laddr, c.raddr, c.status, proc.pid) for c in own)
+    for sock_type, laddr, raddr, status, pid in conns:
+        if not laddr:
+            continue
+        if sock_type == socket.SOCK_STREAM and status == psutil.CONN_LISTEN:
+            yield "tcp", laddr[0], laddr[1], pid
+        elif sock_type == socket.SOCK_DGRAM and not raddr:
+            yield "udp", laddr[0], laddr[1], pid
+
+
+def _owner(pid: int | None, cache: dict[int, Owner]) -> Owner:
+    if pid is None:
+        return Owner(None, None, None, None)
+    if pid not in cache:
+        try:
+            info = psutil.Process(pid).as_dict(["name", "cmdline", "username"], ad_value=None)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            info = {}
+        argv = info.get("cmdline")
+        cache[pid] = Owner(
+            pid, info.get("name"), shlex.join(argv) if argv else None, info.get("username")
+        )
+    return cache[pid]
+
+
+def _with_v6only(
+    listeners: list[Listener], kernel: dict[tuple[str, IPAddress, int], bool]
+) -> list[Listener]:
+    # Without the kernel's word: two TCP listeners, one IPv4 and one on [::], can only share a
+    # port when the [::] one is IPv6-only (barring SO_REUSEPORT). UDP sockets may share a
+    # port under SO_REUSEADDR, so nothing follows for UDP.
+    ipv4_ports = {(e.protocol, e.port) for e in listeners if e.address.version == 4}
+    result = []
+    for entry in listeners:
+        v6only = kernel.get((entry.protocol, entry.address, entry.port))
+        if (
+            v6only is None
+            and entry.address.version == 6
+            and entry.address.is_unspecified
+            and (entry.protocol, entry.port) in ipv4_ports
+            and entry.protocol == "tcp"
+        ):
+            v6only = True
+        if v6only is not None and entry.address.version == 6:
+            entry = Listener(entry.address, entry.port, entry.protocol, entry.owner, v6only)
+        result.append(entry)
+    return result
+
+
+# Linux sock_diag (what `ss -e` shows as v6only:1): the one place IPV6_V6ONLY is visible.
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_INET_DIAG_SKV6ONLY = 11
+_TCP_LISTEN = 10
+
+
+def _kernel_v6only(protocols: set[Protocol]) -> dict[tuple[str, IPAddress, int], bool]:
+    """(protocol, address, port) -> IPV6_V6ONLY for IPv6 sockets; empty where unavailable."""
+    result: dict[tuple[str, IPAddress, int], bool] = {}
+    family = getattr(socket, "AF_NETLINK", None)
+    if family is None:
+        return result
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(1.0)
+            for protocol in sorted(protocols):
+                number = socket.IPPROTO_TCP if protocol == "tcp" else socket.IPPROTO_UDP
+                states = 1 << _TCP_LISTEN if protocol == "tcp" else 0xFFFFFFFF
+                for addr, port, v6only in _dump(nl, number, states):
+                    key = (protocol, addr, port)
+                    # SO_REUSEPORT groups: one dual-stack member is enough to block IPv4.
+                    result[key] = result.get(key, True) and v6only
+    except OSError:
+        return {}
+    return result
+
+
+def _dump(nl: socket.socket, protocol: int, states: int) -> Iterator[tuple[IPAddress, int, bool]]:
+    request = struct.pack("=BBBBI48x", socket.AF_INET6, protocol, 0, 0, states)
+    header = struct.pack(
+        "=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0
+    )
+    nl.send(header + request)
+    while True:
+        data = nl.recv(1 << 16)
+        offset = 0
+        while offset + 16 <= len(data):
+            length, msg_type = struct.unpack_from("=IH", data, offset)
+            if msg_type == _NLMSG_DONE:
+                return
+            if msg_type == _NLMSG_ERROR or length < 16:
+                raise OSError("sock_diag refused the dump")
+            body = data[offset + 16 : offset + length]
+            parsed = _parse_diag(body)
+            if parsed is not None:
+                yield parsed
+            offset += (length + 3) & ~3
+
+
+def _parse_diag(body: bytes) -> tuple[IPAddress, int, bool] | None:
+    # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid
+    # (sport and dport big-endian, src[16], dst[16], if, cookie[2]), then five u32: 72 bytes.
+    if len(body) < 72 or body[0] != socket.AF_INET6:
+        return None
+    (port,) = struct.unpack_from(">H", body, 4)
+    addr = ipaddress.IPv6Address(body[8:24])
+    offset = 72
+    while offset + 4 <= len(body):
+        attr_len, attr_type = struct.unpack_from("=HH", body, offset)
+        if attr_len < 4:
+            break
+        if attr_type == _INET_DIAG_SKV6ONLY and attr_len >= 5:
+            return addr, port, body[offset + 4] != 0
+        offset += (attr_len + 3) & ~3
+    return None

@@ -1,0 +1,308 @@
+"""The profile format as strict pydantic models: unknown keys, wrong types and bad values are errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`750ms`, `2s`, `1.5s`, `1m` or a plain number of seconds -> seconds as a float."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like 750ms, 2s, 1m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (found := _DURATION.match(value)):
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration: write it like 750ms, 2s or 1m")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Fault = Literal["reset", "close", "empty", "garbage", "hang"]
+Port = Annotated[int, Field(ge=1, le=65535)] | Literal["auto"]
+
+
+def _check_address(value: object) -> str:
+    if value == "auto":
+        return "auto"
+    if not isinstance(value, str):
+        raise ValueError("an address is `auto` or a literal loopback address like 127.0.0.10 or ::1")
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address: write `auto`, a 127.x.y.z address or ::1 "
+            "(names like localhost are not allowed: they may resolve to either family)"
+        ) from None
+    if addr.is_unspecified:
+        raise ValueError(
+            f"{value} is a wildcard address that listens on every interface, so other machines "
+            "could reach it; nothing the sandbox opens may be reachable from another machine: "
+            "use `auto`, a 127.x.y.z address or ::1"
+        )
+    if addr == ipaddress.ip_address("127.255.255.255"):
+        raise ValueError(
+            "127.255.255.255 is the broadcast address of 127.0.0.0/8: it binds, but connecting "
+            "to it fails with 'network unreachable'; pick another 127.x.y.z address"
+        )
+    if not (addr.version == 4 and addr in ipaddress.ip_network("127.0.0.0/8")) and str(
+        addr
+    ) != "::1":
+        raise ValueError(
+            f"{value} is not a loopback address; the sandbox only uses 127.0.0.0/8 and ::1, "
+            "so nothing it opens is reachable from another machine"
+        )
+    return str(addr)
+
+
+Address = Annotated[str, BeforeValidator(_check_address)]
+
+
+class Strict(BaseModel):
+    """Base of every profile model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Ready(Strict):
+    """How to tell that a service is ready; without it a TCP connect (or `GET /`) is used."""
+
+    http: str | None = Field(None, description="Path to GET; ready when the status matches.")
+    status: int = Field(200, ge=100, le=599, description="Expected HTTP status for `http`.")
+    tcp: bool | None = Field(None, description="Ready when a TCP connect succeeds.")
+    log: str | None = Field(None, description="Regex over a command's output (command only).")
+    timeout: Duration = Field(10.0, description="Deadline, e.g. 5s or 750ms.")
+
+    @model_validator(mode="after")
+    def _one_check(self) -> Ready:
+        chosen = [k for k in ("http", "tcp", "log") if getattr(self, k) not in (None, False)]
+        if len(chosen) > 1:
+            raise ValueError(f"choose one readiness check, not {' and '.join(chosen)}")
+        if self.http is not None and not self.http.startswith("/"):
+            raise ValueError("`http` is a path and must start with /")
+        if self.log is not None:
+            _compile(self.log, "log")
+        return self
+
+
+def _compile(pattern: str, what: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"`{what}` is not a valid regular expression: {exc}") from None
+
+
+class Match(Strict):
+    """Extra conditions a request must meet for a route to answer; every value is a regex."""
+
+    query: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="json",
+        description="Top-level JSON fields: a string is a regex, anything else must be equal.",
+    )
+    body: str | None = Field(None, description="Regex over the request body as text.")
+
+    @model_validator(mode="after")
+    def _regexes(self) -> Match:
+        for where, mapping in (("query", self.query), ("headers", self.headers)):
+            for key, pattern in mapping.items():
+                _compile(pattern, f"{where}.{key}")
+        for key, value in self.json_.items():
+            if isinstance(value, str):
+                _compile(value, f"json.{key}")
+        if self.body is not None:
+            _compile(self.body, "body")
+        return self
+
+
+class Response(Strict):
+    """One HTTP answer. `body`, `json` and `file` are alternatives; text may use templates."""
+
+    status: int = Field(200, ge=100, le=599)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    json_: Any = Field(None, alias="json")
+    file: str | None = Field(None, description="A file inside the profile's folder.")
+    delay: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Response:
+        given = [k for k in ("body", "json_", "file") if getattr(self, k) is not None]
+        if len(given) > 1:
+            names = " and ".join(k.rstrip("_") for k in given)
+            raise ValueError(f"a response has one of body, json or file, not {names}")
+        return self
+
+
+class Route(Strict):
+    """A route answers with exactly one of response, responses (in turn), proxy or fault."""
+
+    method: str = Field("*", description="HTTP method, or * for any.")
+    path: str
+    match: Match | None = None
+    response: Response | None = None
+    responses: list[Response] | None = Field(None, min_length=1)
+    proxy: str | None = Field(None, description="Name of a service of this profile.")
+    fault: Fault | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        upper = value.upper()
+        if upper != "*" and not re.fullmatch(r"[A-Z]+", upper):
+            raise ValueError(f"{value!r} is not an HTTP method")
+        return upper
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("a route path must start with /")
+        return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Route:
+        given = [k for k in ("response", "responses", "proxy", "fault") if getattr(self, k)]
+        if len(given) != 1:
+            what = " and ".join(given) if given else "none"
+            raise ValueError(
+                f"a route needs exactly one of response, responses, proxy or fault (got {what})"
+            )
+        return self
+
+
+class TcpRule(Strict):
+    """When what the client sent matches `expect`, answer with `send` (or a fault)."""
+
+    expect: str = Field(description="Regex over the bytes received so far (latin-1 text).")
+    send: str | None = Field(None, description="Text to send; YAML escapes like \\r\\n work.")
+    send_hex: str | None = Field(None, description="Bytes to send, as hex: 2b504f4e470d0a.")
+    then: Literal["keep", "close"] = "keep"
+    delay: Duration = 0.0
+    fault: Fault | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TcpRule:
+        _compile(self.expect, "expect")
+        if self.send is not None and self.send_hex is not None:
+            raise ValueError("a rule has send or send_hex, not both")
+        if self.send_hex is not None:
+            _hex(self.send_hex, "send_hex")
+        return self
+
+
+def _hex(text: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"`{what}` is not hex bytes (like 2b504f4e470d0a)") from None
+
+
+class TcpSpec(Strict):
+    """Behaviour of a TCP stub: a banner on connect, rules in order, and a default."""
+
+    banner: str | None = None
+    banner_hex: str | None = None
+    rules: list[TcpRule] = Field(default_factory=list)
+    default: Literal["echo", "silent", "close"] = "echo"
+    fault: Fault | None = Field(None, description="Apply this fault to every connection.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TcpSpec:
+        if self.banner is not None and self.banner_hex is not None:
+            raise ValueError("a tcp service has banner or banner_hex, not both")
+        if self.banner_hex is not None:
+            _hex(self.banner_hex, "banner_hex")
+        return self
+
+
+class ServiceBase(Strict):
+    """What every service has, whatever its kind."""
+
+    description: str = ""
+    address: Address = Field("auto", description="`auto` (from the pool), 127.x.y.z or ::1.")
+    port: Port = Field("auto", description="1..65535, or `auto` for a port the kernel picks.")
+    depends_on: list[str] = Field(default_factory=list)
+    ready: Ready | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class HttpService(ServiceBase):
+    """A stub HTTP service served in-process by aiohttp."""
+
+    kind: Literal["http"]
+    routes: list[Route] = Field(default_factory=list)
+
+
+class TcpService(ServiceBase):
+    """A stub TCP service served in-process by asyncio."""
+
+    kind: Literal["tcp"]
+    tcp: TcpSpec = Field(default_factory=TcpSpec)
+
+
+class CommandService(ServiceBase):
+    """A real program, started in its own process group and supervised."""
+
+    kind: Literal["command"]
+    run: str = Field(min_length=1, description="Command line; {address} {port} {url} work.")
+    cwd: str | None = Field(None, description="Working folder, relative to the profile.")
+    stop_signal: Literal["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGKILL"] = "SIGTERM"
+    stop_timeout: Duration = 5.0
+    restart: Literal["no", "on-failure"] = "no"
+    max_restarts: int = Field(3, ge=0, le=100)
+
+
+Service = Annotated[HttpService | TcpService | CommandService, Field(discriminator="kind")]
+ServiceName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Profile(Strict):
+    """A named set of services, each on its own loopback address."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    pool: ipaddress.IPv4Network | None = Field(
+        None, description="Where `address: auto` draws from; a network inside 127.0.0.0/8."
+    )
+    services: dict[ServiceName, Service] = Field(min_length=1)
+
+    _source: str | None = PrivateAttr(default=None)
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: ipaddress.IPv4Network | None) -> ipaddress.IPv4Network | None:
+        if value is not None and not value.subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+            raise ValueError(f"the pool {value} must lie inside 127.0.0.0/8 (loopback)")
+        return value
+
+    @property
+    def source(self) -> str | None:
+        """The file this profile was loaded from, if any."""
+        return self._source
+
+    def with_source(self, source: str | None) -> Profile:
+        """Return this profile remembering the file it came from."""
+        self._source = source
+        return self

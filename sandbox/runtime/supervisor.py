@@ -1,0 +1,180 @@
+"""The detached supervisor: a process in its own session that hosts a sandbox until told to stop.
+
+`spawn()` starts it and waits on a pipe for one JSON line: ready, or the error that stopped
+it (after it tore down what it had started). `python -m sandbox.runtime.supervisor` is the
+child side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sandbox.errors import ExitCode, SandboxError
+from sandbox.runtime.events import Event, LogLine, Notice, ServiceReady, ServiceStopped
+
+
+def spawn(
+    profile_path: str,
+    *,
+    name: str,
+    state_root: Path,
+    on_conflict: str,
+    wait_timeout: float,
+) -> dict[str, object]:
+    """Start a supervisor and return its ready message; raise the error it reported.
+
+    Leaves the supervisor running on success; on failure it has already stopped everything.
+    """
+    read_fd, write_fd = os.pipe()
+    log_dir = state_root / name
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cmd = [
+        sys.executable, "-m", "sandbox.runtime.supervisor",
+        "--profile", profile_path, "--name", name, "--state-root", str(state_root),
+        "--on-conflict", on_conflict, "--wait-timeout", str(wait_timeout),
+        "--ready-fd", str(write_fd),
+    ]  # fmt: skip
+    with open(log_dir / "supervisor.log", "ab") as log:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+    os.close(write_fd)
+    try:
+        line = _read_line(read_fd, deadline=time.monotonic() + wait_timeout + 15.0)
+    finally:
+        os.close(read_fd)
+    if not line:
+        code = proc.poll()
+        tail = _tail(log_dir / "supervisor.log")
+        raise SandboxError(
+            f"the supervisor of {name} stopped before it said it was ready"
+            + (f" (exit code {code})" if code is not None else "")
+            + (f":\n{tail}" if tail else "."),
+            "Run it in the foreground (`sandbox up` without -d) to see what happens.",
+        )
+    message: dict[str, object] = json.loads(line)
+    if not message.get("ok"):
+        proc.wait(timeout=10)
+        error = message.get("error")
+        assert isinstance(error, dict)
+        exc = SandboxError(str(error["message"]), error.get("hint"))
+        exc.exit_code = ExitCode(int(error["exit_code"]))
+        raise exc
+    return message
+
+
+def _read_line(fd: int, *, deadline: float) -> str:
+    chunks = b""
+    while b"\n" not in chunks:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks += chunk
+    return chunks.decode("utf-8", "replace").split("\n", 1)[0]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("  " + line for line in text.splitlines()[-lines:])
+
+
+def _log_event(event: Event) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    if isinstance(event, LogLine):
+        print(f"{stamp} {event.service} | {event.text}", flush=True)
+    elif isinstance(event, ServiceReady):
+        print(f"{stamp} ready: {event.service} at {event.url}", flush=True)
+    elif isinstance(event, ServiceStopped):
+        print(f"{stamp} stopped: {event.service}", flush=True)
+    elif isinstance(event, Notice):
+        print(f"{stamp} {event.text}", flush=True)
+
+
+async def _supervise(args: argparse.Namespace) -> int:
+    from sandbox.profile.loader import load_profile
+    from sandbox.runtime.orchestrator import Sandbox
+
+    ready_fd: int = args.ready_fd
+
+    def report(message: dict[str, object]) -> None:
+        nonlocal ready_fd
+        if ready_fd >= 0:
+            os.write(ready_fd, (json.dumps(message) + "\n").encode())
+            os.close(ready_fd)
+            ready_fd = -1
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        profile = load_profile(args.profile)
+        sandbox = Sandbox(
+            profile,
+            name=args.name,
+            on_conflict=args.on_conflict,
+            state_root=Path(args.state_root),
+            wait_timeout=args.wait_timeout,
+            emit=_log_event,
+            foreground=False,
+        )
+        await sandbox.start()
+    except SandboxError as exc:
+        report({"ok": False, "error": _error_json(exc)})
+        return int(exc.exit_code)
+    print(f"{time.strftime('%H:%M:%S')} sandbox {args.name} ready (pid {os.getpid()})", flush=True)
+    report({"ok": True, "name": args.name, "pid": os.getpid()})
+    try:
+        await stop.wait()
+    finally:
+        print(f"{time.strftime('%H:%M:%S')} stopping", flush=True)
+        await sandbox.stop()
+    return 0
+
+
+def _error_json(exc: SandboxError) -> dict[str, object]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc) if exc.hint is None else exc.message,
+        "hint": exc.hint,
+        "exit_code": int(exc.exit_code),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox-supervisor")
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--state-root", required=True)
+    parser.add_argument("--on-conflict", default="fail")
+    parser.add_argument("--wait-timeout", type=float, default=30.0)
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    args = parser.parse_args(argv)
+    return asyncio.run(_supervise(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

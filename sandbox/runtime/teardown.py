@@ -1,0 +1,106 @@
+"""`down` from the record alone: stop the supervisor, kill leftover process groups, verify ports."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass, field
+
+from sandbox.net.addresses import format_hostport
+from sandbox.probe import ProbeState, probe_all, probe_tcp
+from sandbox.runtime.processes import is_alive, signal_ref, terminate_group
+from sandbox.runtime.state import SandboxRecord, StateDir
+
+
+@dataclass(frozen=True)
+class DownReport:
+    """What `down` did and what, if anything, survived it."""
+
+    name: str
+    supervisor_was_alive: bool
+    stopped: tuple[str, ...] = ()
+    survivors: tuple[str, ...] = ()  # sentences: "api (127.20.0.2:8000) still accepts connections"
+    seconds: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.survivors
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "clean": self.clean,
+            "supervisor_was_alive": self.supervisor_was_alive,
+            "stopped": list(self.stopped),
+            "survivors": list(self.survivors),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+async def stop_supervisor(record: SandboxRecord, *, grace: float, poll: float = 0.01) -> bool:
+    """SIGTERM the recorded supervisor (only if its start time matches), SIGKILL after `grace`.
+
+    Returns whether it was alive. Leaves it dead or reported by the caller's verification.
+    """
+    ref = record.supervisor
+    if ref is None or not is_alive(ref):
+        return False
+    signal_ref(ref, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while is_alive(ref) and loop.time() < deadline:
+        await asyncio.sleep(poll)
+    if is_alive(ref):
+        signal_ref(ref, signal.SIGKILL)
+        deadline = loop.time() + 2.0
+        while is_alive(ref) and loop.time() < deadline:
+            await asyncio.sleep(poll)
+    return True
+
+
+async def down(state: StateDir, *, grace: float = 5.0) -> DownReport:
+    """Tear down the sandbox recorded in `state` and verify nothing is left.
+
+    The record is removed only when everything is gone; otherwise it stays so that a later
+    `down` can try again, and the report lists the survivors.
+    """
+    t0 = time.perf_counter()
+    record = state.read()
+    if record is None:
+        return DownReport(name=state.name, supervisor_was_alive=False)
+    was_alive = await stop_supervisor(record, grace=grace)
+    survivors: list[str] = []
+    # Programs are killed by their supervisor; these catch what a SIGKILLed one left behind.
+    for svc in record.services:
+        if svc.pgid is None:
+            continue
+        left = await terminate_group(svc.pgid, grace=grace)
+        if left:
+            pids = ", ".join(str(p) for p in left)
+            survivors.append(f"{svc.name}: process(es) {pids} survived SIGKILL")
+    if record.supervisor is not None and is_alive(record.supervisor):
+        survivors.append(f"the supervisor (pid {record.supervisor.pid}) is still alive")
+    survivors.extend(await verify_refused(record))
+    if not survivors:
+        state.remove()
+    return DownReport(
+        name=record.name,
+        supervisor_was_alive=was_alive,
+        stopped=tuple(s.name for s in record.services),
+        survivors=tuple(survivors),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+async def verify_refused(record: SandboxRecord, *, timeout: float = 1.0) -> list[str]:
+    """Every recorded address:port must refuse connections now; return sentences for those that don't."""
+    services = [s for s in record.services if s.port]
+    results = await probe_all(probe_tcp(s.address, s.port, timeout=timeout) for s in services)
+    left = []
+    for svc, result in zip(services, results, strict=True):
+        if result.state is ProbeState.OPEN:
+            where = format_hostport(svc.address, svc.port)
+            left.append(f"{svc.name} ({where}) still accepts connections")
+    return left

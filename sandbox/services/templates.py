@@ -1,0 +1,100 @@
+"""Jinja2 templates in stub responses: compiled once, rendered sandboxed, strict about typos."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from sandbox.errors import ExitCode, SandboxError
+
+# Autoescape stays off: bodies are JSON or plain text, and HTML-escaping would corrupt both.
+# StrictUndefined turns `{{ path.idd }}` into an error that names `idd` instead of "".
+_ENV = SandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
+_MARKERS = ("{{", "{%", "{#")
+
+
+class StubConfigError(SandboxError):
+    """A stub's routes cannot be built: a bad path pattern or template syntax."""
+
+    exit_code = ExitCode.INVALID_PROFILE
+
+
+class RenderError(Exception):
+    """A template failed while answering a request; `where` says which part of the response."""
+
+    def __init__(self, where: str, source: str, detail: str) -> None:
+        super().__init__(f"template in {where} failed: {detail}")
+        self.where = where
+        self.source = source
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string that may hold a template; plain strings are kept as they are, uncompiled."""
+
+    source: str
+    where: str
+    template: jinja2.Template | None
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        """The text with `variables` filled in. Raises RenderError (e.g. an undefined name)."""
+        if self.template is None:
+            return self.source
+        try:
+            return self.template.render(variables)
+        except jinja2.TemplateError as exc:
+            raise RenderError(self.where, self.source, exc.message or str(exc)) from None
+
+
+def compile_text(source: str, where: str) -> Text:
+    """Compile `source` once. Raises StubConfigError naming `where` if the syntax is wrong."""
+    if not any(marker in source for marker in _MARKERS):
+        return Text(source, where, None)
+    try:
+        return Text(source, where, _ENV.from_string(source))
+    except jinja2.TemplateSyntaxError as exc:
+        raise StubConfigError(
+            f"The template in {where} is not valid Jinja2: {exc.message} (line {exc.lineno}).",
+            hint="Templates look like {{ path.id }} or {{ services.api.url }}; "
+            "write {{ '{{' }} for a literal {{.",
+        ) from None
+
+
+def compile_json(value: Any, where: str) -> Any:
+    """A JSON value with every string (keys excluded) compiled by `compile_text`."""
+    if isinstance(value, str):
+        return compile_text(value, where)
+    if isinstance(value, dict):
+        return {key: compile_json(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [compile_json(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    return value
+
+
+def render_json(value: Any, variables: Mapping[str, Any]) -> Any:
+    """The JSON structure of `compile_json`'s result with every template rendered (as text)."""
+    if isinstance(value, Text):
+        return value.render(variables)
+    if isinstance(value, dict):
+        return {key: render_json(item, variables) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_json(item, variables) for item in value]
+    return value
+
+
+def has_templates(value: Any) -> bool:
+    """Whether a compiled value needs request variables to render."""
+    if isinstance(value, Text):
+        return value.template is not None
+    if isinstance(value, dict):
+        return any(has_templates(item) for item in value.values())
+    if isinstance(value, list):
+        return any(has_templates(item) for item in value)
+    return False
