@@ -1,3 +1,27 @@
-"""loopback sandbox: a multi-service setup on loopback addresses, offline, in a second."""
+"""loopback sandbox: a multi-service setup on loopback addresses, offline, in a second.
+
+The public API is imported lazily, so `sandbox --help` does not pay for aiohttp or pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["RunningSandbox", "Sandbox", "__version__", "load", "run", "start"]
+
+if TYPE_CHECKING:
+    from sandbox.api import RunningSandbox, load, run, start
+    from sandbox.runtime.orchestrator import Sandbox
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RunningSandbox", "load", "run", "start"):
+        from sandbox import api
+
+        return getattr(api, name)
+    if name == "Sandbox":
+        from sandbox.runtime.orchestrator import Sandbox
+
+        return Sandbox
+    raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

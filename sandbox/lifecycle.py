@@ -120,7 +120,7 @@ async def _foreground(
         elif status is not None:
             out.note(f"{sandbox.name}: all {len(sandbox.services)} services ready "
                      f"in {time.perf_counter() - t0:.2f}s; Ctrl-C stops them")
-            out.services_table(status.to_json()["services"])
+            out.services_table([s.to_json() for s in status.services])
         await stop.wait()
         await sandbox.stop()
         out.note(f"{sandbox.name}: stopped")

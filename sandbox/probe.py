@@ -192,8 +192,8 @@ async def probe_tcp(
     address: str,
     port: int,
     *,
-    timeout: float = 2.0,
-    target: str | None = None,  # noqa: ASYNC109
+    timeout: float = 2.0,  # noqa: ASYNC109
+    target: str | None = None,
 ) -> ProbeResult:
     """Connect to a literal loopback address:port and close at once; latency is the connect's.
 
@@ -225,11 +225,12 @@ async def _line(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _exactly(reader: asyncio.StreamReader, size: int, into: bytearray) -> None:
-    try:
-        into += await reader.readexactly(size)
-    except asyncio.IncompleteReadError as exc:
-        into += exc.partial
-        raise _NotHttp("closed the connection in the middle of the body") from None
+    # Piece by piece, not readexactly(): what arrived before a deadline stays in `into`.
+    while size > 0:
+        if not (chunk := await reader.read(size)):
+            raise _NotHttp("closed the connection in the middle of the body")
+        into += chunk
+        size -= len(chunk)
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, str, dict[str, str]]:
@@ -515,8 +516,11 @@ async def probe_all(
             if not started and asyncio.iscoroutine(probe):
                 probe.close()
 
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(run(probe)) for probe in coros]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(run(probe)) for probe in coros]
+    except ExceptionGroup as failed:  # a probe raised: a bug, so let the caller see it plainly
+        raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
 
 

@@ -130,9 +130,16 @@ def allocate(
     return result
 
 
+def format_address(addr: IPAddress) -> str:
+    """The address as text; IPv4-mapped ones as `::ffff:127.0.0.2` (not `::ffff:7f00:2`)."""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return f"::ffff:{addr.ipv4_mapped}"
+    return str(addr)
+
+
 def format_hostport(addr: IPAddress | str, port: int) -> str:
     """`127.0.0.2:8080`, `[::1]:8080` or `localhost:8080`: IPv6 literals always in brackets."""
-    host = str(addr)
+    host = addr if isinstance(addr, str) else format_address(addr)
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{port}"

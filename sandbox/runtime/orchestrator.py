@@ -55,6 +55,7 @@ class RunningService:
     pgid: int | None = None
     start_time: float | None = None
     give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
+    log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
     _sock: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -285,12 +286,16 @@ class Sandbox:
         if spec.kind == "command":
             from sandbox.services.command import start_command
 
-            program = await start_command(spec, ctx, env=self._environment(running))
+            program = await start_command(
+                spec, ctx, env=self._environment(running), forced=lambda: self.forced
+            )
+            stack.push_async_callback(self._stopped, running, program.close)
             running.pid, running.pgid = program.pid, program.pgid
             ref = ref_for(program.pid)
             running.start_time = ref.start_time if ref else None
+            running.give_up = program.exited
+            running.log_ready = program.log_matched if program.log_pattern else None
             self._write_record("starting")
-            stack.push_async_callback(self._stopped, running, program.close)
             return
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
@@ -308,15 +313,38 @@ class Sandbox:
         address, port = running.address, running.port
 
         def probe() -> Awaitable[ProbeResult]:
+            if running.log_ready is not None:
+                return _log_probe(running, running.log_ready)
             if ready is not None and ready.http is not None:
                 return probe_http(address, port, ready.http, expect_status=ready.status)
             if spec.kind == "http" and (ready is None or not ready.tcp):
                 return probe_http(address, port, "/")
             return probe_tcp(address, port)
 
-        return await wait_ready(
+        result = await wait_ready(
             probe, timeout=min(timeout, self.wait_timeout), give_up=running.give_up
         )
+        if result.ok and spec.kind == "command" and running.port:
+            self._check_owner(running)
+        return result
+
+    def _check_owner(self, running: RunningService) -> None:
+        """A program's port must be held by its own process tree: anyone else's is a conflict."""
+        from sandbox.net.conflicts import blockers
+        from sandbox.runtime.processes import descendants
+
+        assert running.pid is not None
+        family = {running.pid, *(ref.pid for ref in descendants(running.pid))}
+        address = running.planned.address
+        for blocker in blockers(address, running.port, self._table_reader()):
+            owner = blocker.listener.owner
+            if owner is None or owner.pid is None or owner.pid in family:
+                continue
+            raise ConflictError(
+                f"{running.name} ({format_hostport(running.address, running.port)}) answered, "
+                f"but the listener is {blocker.reason}, not the program the sandbox started.",
+                blocker.fix,
+            )
 
     def _environment(self, running: RunningService) -> dict[str, str]:
         return service_environment(self.services.values(), running)
@@ -373,6 +401,21 @@ class Sandbox:
 def env_name(service: str) -> str:
     """`my-api` -> `MY_API`, for SANDBOX_<NAME>_HOST and friends."""
     return service.upper().replace("-", "_")
+
+
+async def _log_probe(running: RunningService, matched: asyncio.Event) -> ProbeResult:
+    from sandbox.probe import ProbeState
+
+    state = ProbeState.OPEN if matched.is_set() else ProbeState.REFUSED
+    detail = "its output matched ready.log" if matched.is_set() else "no output matched ready.log yet"
+    return ProbeResult(
+        target=running.name,
+        address=running.address,
+        port=running.port,
+        state=state,
+        latency_ms=None,
+        detail=detail,
+    )
 
 
 def _first_expected(group_error: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -40,17 +40,22 @@ def _same_start(recorded: float, actual: float | None) -> bool:
     return actual is not None and abs(actual - recorded) < START_TIME_TOLERANCE
 
 
-def is_alive(ref: ProcessRef) -> bool:
-    """Whether `ref` still runs: its pid exists, started when recorded, and is no zombie."""
+def _state(ref: ProcessRef) -> str:
+    """ "alive", "zombie" (exited, not reaped) or "gone" (no such process, or another one)."""
     try:
         proc = psutil.Process(ref.pid)
-        return _same_start(ref.start_time, proc.create_time()) and (
-            proc.status() != psutil.STATUS_ZOMBIE
-        )
+        if not _same_start(ref.start_time, proc.create_time()):
+            return "gone"
+        return "zombie" if proc.status() == psutil.STATUS_ZOMBIE else "alive"
     except psutil.NoSuchProcess:
-        return False
+        return "gone"
     except psutil.AccessDenied:
-        return True  # it exists and started when recorded; we may just not read its status
+        return "alive"  # it exists and started when recorded; we may just not read its status
+
+
+def is_alive(ref: ProcessRef) -> bool:
+    """Whether `ref` still runs: its pid exists, started when recorded, and is no zombie."""
+    return _state(ref) == "alive"
 
 
 def signal_ref(ref: ProcessRef, sig: int) -> bool:
@@ -84,7 +89,8 @@ def signal_ref(ref: ProcessRef, sig: int) -> bool:
 
 def _scan(pgid: int) -> tuple[list[int], list[int]]:
     """(live, zombie) pids of the processes whose process group is `pgid`."""
-    live, zombies = [], []
+    live: list[int] = []
+    zombies: list[int] = []
     for pid in psutil.pids():
         try:
             if os.getpgid(pid) != pgid:
@@ -134,3 +140,113 @@ def describe(pid: int) -> str | None:
         return f"pid {pid}"
     cmd = cmd or f"[{name}]"
     return f'pid {pid} "{cmd if len(cmd) <= 160 else cmd[:159] + "…"}"'
+
+
+async def terminate_group(
+    pgid: int,
+    *,
+    sig: int = signal.SIGTERM,
+    grace: float = 5.0,
+    extra: Sequence[ProcessRef] = (),
+    poll: float = 0.01,
+    kill_wait: float = 2.0,
+    leader_start: float | None = None,
+    reap: bool = True,
+) -> list[int]:
+    """Stop process group `pgid` and the `extra` processes; return the pids that survived.
+
+    Sends `sig` (then SIGCONT, so stopped members act on it) to the group and to each extra
+    that is still the recorded process; polls until all are gone; after `grace` seconds
+    SIGKILLs them and polls up to `kill_wait` more. An empty list means clean.
+
+    `leader_start` is the recorded start time of process `pgid`: if a different process now
+    has that pid, the group number was reused and the group is left alone (extras are still
+    stopped). With `reap`, our own exited children in the group are waited for; pass
+    `reap=False` when a Popen or an asyncio child watcher owns their exit status.
+    Raises ValueError for pgid <= 1 or our own group. Leaves no member it could kill.
+    """
+    if pgid <= 1 or pgid == os.getpgrp():
+        raise ValueError(f"refusing to signal process group {pgid}")
+    same = leader_start is None or _leader_matches(pgid, leader_start)
+    group, refs = (pgid if same else None), tuple(extra)
+    _send(group, refs, sig)
+    if sig not in (signal.SIGKILL, signal.SIGCONT):
+        _send(group, refs, signal.SIGCONT)
+    left = await _wait_gone(group, refs, grace, poll, reap)
+    if left:
+        _send(group, refs, signal.SIGKILL)
+        left = await _wait_gone(group, refs, kill_wait, poll, reap)
+    return left
+
+
+def _leader_matches(pgid: int, leader_start: float) -> bool:
+    # While any member lives the kernel never hands out `pgid` as a new pid, so a live
+    # process with that pid but another start time means the old group is long gone.
+    actual = start_time(pgid)
+    return actual is None or _same_start(leader_start, actual)
+
+
+def _send(group: int | None, refs: Iterable[ProcessRef], sig: int) -> None:
+    if group is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
+    for ref in refs:
+        with contextlib.suppress(TeardownError):
+            signal_ref(ref, sig)
+
+
+async def _wait_gone(
+    group: int | None, refs: Sequence[ProcessRef], seconds: float, poll: float, reap: bool
+) -> list[int]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        live, zombies = _scan(group) if group is not None else ([], [])
+        states = {ref: _state(ref) for ref in refs}
+        if reap:
+            _reap([*zombies, *(r.pid for r, st in states.items() if st == "zombie")])
+        left = sorted({*live, *(r.pid for r, st in states.items() if st == "alive")})
+        if not left or loop.time() >= deadline:
+            return left
+        await asyncio.sleep(poll)
+
+
+def _reap(pids: Iterable[int]) -> None:
+    """Collect the exit status of those of `pids` that are our own exited children."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _nothing() -> None:
+    pass
+
+
+def preexec_child(pdeathsig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A `preexec_fn` that makes the child receive `pdeathsig` when its parent dies.
+
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op. Combine it with
+    `start_new_session=True`. Call it in the process that spawns, right before spawning:
+    it remembers that process's pid and, if the parent already died before prctl ran,
+    the child signals itself. Caveats: the signal fires when the parent *thread* that
+    forked exits, so spawn from the main thread (or a thread that lives as long as the
+    children); it covers the direct child only (its own children need the group kill);
+    the kernel clears it when the child execs a set-uid program. Raises OSError in the
+    child (so Popen raises SubprocessError) if prctl fails.
+    """
+    if sys.platform != "linux":
+        return _nothing
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+    prctl.restype = ctypes.c_int
+    parent, sig = os.getpid(), int(pdeathsig)
+
+    def set_pdeathsig() -> None:
+        # Runs in the forked child before exec: only async-signal-safe-ish work here.
+        if prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        if os.getppid() != parent:
+            os.kill(os.getpid(), sig)
+
+    return set_pdeathsig

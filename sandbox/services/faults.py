@@ -27,7 +27,7 @@ def garbage() -> bytes:
     return bytes(data)
 
 
-def reset(transport: asyncio.BaseTransport) -> None:
+def reset(transport: asyncio.WriteTransport) -> None:
     """Close with a TCP RST: the peer's next read or write fails with ECONNRESET."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
@@ -38,7 +38,7 @@ def reset(transport: asyncio.BaseTransport) -> None:
 
 async def inflict(
     fault: Fault,
-    transport: asyncio.Transport,
+    transport: asyncio.WriteTransport,
     hold: Callable[[], Awaitable[object]],
 ) -> None:
     """Do `fault` to the connection behind `transport`; it is closed when this returns.

@@ -14,6 +14,7 @@ import pytest
 from sandbox.net.addresses import (
     IPV6_LOOPBACK,
     Endpoint,
+    IPAddress,
     allocate,
     default_pool,
     format_hostport,
@@ -108,7 +109,7 @@ def test_pool_addresses_skip_the_special_ones() -> None:
     assert V4("127.0.0.0") not in addresses
     assert all(a.packed[3] not in (0, 255) for a in addresses)
     assert addresses == sorted(addresses)
-    assert len(addresses) == 256 * 254 - 2  # minus the network address and 127.0.0.1
+    assert len(addresses) == 256 * 254 - 1  # .0 and .255 of each /24, and 127.0.0.1
 
 
 def test_pool_never_yields_127_255_255_255() -> None:
@@ -131,7 +132,7 @@ def test_pool_outside_127_8_is_refused(pool: str) -> None:
 
 def test_allocate_is_deterministic_in_order_and_skips_taken() -> None:
     pool = NET("127.42.0.0/16")
-    taken = [V4("127.42.0.2"), V4("127.42.0.4"), ipaddress.IPv6Address("::1")]
+    taken: list[IPAddress] = [V4("127.42.0.2"), V4("127.42.0.4"), ipaddress.IPv6Address("::1")]
     first = allocate(["web", "api", "db"], pool, taken)
     assert first == allocate(["web", "api", "db"], pool, taken)
     assert list(first) == ["web", "api", "db"]

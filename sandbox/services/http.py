@@ -1,0 +1,215 @@
+"""HTTP stubs: an aiohttp app that walks the profile's routes, served on a held socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.profile.models import HttpService, Route
+from sandbox.services.context import RequestRecord, ServiceContext, format_peer
+from sandbox.services.faults import inflict
+from sandbox.services.http_answers import build, json_response, template_variables
+from sandbox.services.http_proxy import forward, session_context
+from sandbox.services.http_routes import Incoming, compile_routes, find, near_misses
+from sandbox.services.templates import StubConfigError
+
+# How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
+# cancelling them; hanging connections are released at once, not after this.
+SHUTDOWN_GRACE = 1.0
+
+
+def _default_routes(ctx: ServiceContext) -> list[Route]:
+    """`GET /` and `GET /health` naming the service, for an http service without routes."""
+    doc = {
+        "service": ctx.name,
+        "kind": "http",
+        "address": ctx.address,
+        "port": ctx.port,
+        "ok": True,
+    }
+    return [
+        Route.model_validate({"method": "GET", "path": path, "response": {"json": doc}})
+        for path in ("/", "/health")
+    ]
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+class _Dispatcher:
+    """The one aiohttp handler: tries the routes in profile order, logs and records."""
+
+    def __init__(self, spec: HttpService, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
+        self.history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
+        self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
+        for route in self.routes:
+            target = route.spec.proxy
+            if target is not None and target not in ctx.peers:
+                known = ", ".join(sorted(ctx.peers)) or "none"
+                raise StubConfigError(
+                    f"{route.where}.proxy: there is no service named {target!r} to proxy to.",
+                    hint=f"Name one of the profile's services: {known}.",
+                )
+
+    @property
+    def proxies(self) -> bool:
+        return any(route.spec.proxy for route in self.routes)
+
+    async def release(self, app: web.Application) -> None:
+        """on_shutdown hook: hanging connections are dropped now, not after the grace."""
+        self.released.set()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        started, wall = loop.time(), time.time()
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        status: int | None = None
+        fault: str | None = None
+        note = " (cancelled)"  # the client left, or the server is closing
+        size_in = size_out = 0
+        try:
+            body = await request.read()
+            size_in = len(body)
+            response, fault = await self._answer(request, body)
+            if fault is None:
+                status = response.status
+                size_out = len(response.body) if isinstance(response.body, bytes) else 0
+            note = ""
+            return response
+        except web.HTTPException as exc:  # e.g. a body over client_max_size
+            status, note = exc.status, ""
+            raise
+        except Exception as exc:  # a bug in the stub must still answer, and say what broke
+            status, note = 500, ""
+            self.ctx.log(f"{request.method} {request.path_qs} failed: {type(exc).__name__}: {exc}")
+            return json_response(500, {"error": "the stub failed", "detail": repr(exc)})
+        finally:
+            latency = (loop.time() - started) * 1000
+            extra = f" fault={fault}" if fault else ""
+            shown = "-" if status is None else str(status)
+            self.ctx.log(f"{request.method} {request.path_qs} {shown} {latency:.1f}ms{extra}{note}")
+            self.history.append(
+                RequestRecord(
+                    time=wall,
+                    method=request.method,
+                    path=request.path_qs,
+                    status=status,
+                    latency_ms=latency,
+                    fault=fault,
+                    peer=format_peer(*peername[:2]) if peername else "",
+                    bytes_in=size_in,
+                    bytes_out=size_out,
+                )
+            )
+
+    async def _answer(self, request: web.Request, body: bytes) -> tuple[web.Response, str | None]:
+        text = body.decode("utf-8", "replace")
+        req = Incoming(
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            headers=request.headers,
+            body=text,
+            json=_parse_json(text),
+        )
+        hit = find(self.routes, req)
+        if hit is None:
+            document = {
+                "error": "no route matched",
+                "method": req.method,
+                "path": req.path,
+                "closest": near_misses(self.routes, req),
+            }
+            return json_response(404, document), None
+        route, params = hit
+        spec = route.spec
+        if spec.fault is not None:
+            if request.transport is not None:
+                await inflict(spec.fault, request.transport, self.released.wait)
+            # The connection is gone: aiohttp's write of this placeholder fails quietly.
+            return web.Response(status=500), spec.fault
+        if spec.proxy is not None:
+            peer = self.ctx.peers[spec.proxy]
+            return await forward(request, body, spec.proxy, peer, self.ctx.name, self.ctx.log), None
+        variables = template_variables(req, params, self.ctx.peers)
+        return await build(route.next_answer(), variables, self.ctx.profile_dir), None
+
+
+_DISPATCHER = web.AppKey("sandbox_dispatcher", _Dispatcher)
+
+
+def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
+    """The stub as an aiohttp app (nothing bound). Raises StubConfigError for a bad route."""
+    dispatcher = _Dispatcher(spec, ctx)
+    app = web.Application()
+    app[_DISPATCHER] = dispatcher
+    # One catch-all: aiohttp's router cannot fall through to the next route when `match` fails.
+    app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
+    app.on_shutdown.append(dispatcher.release)
+    if dispatcher.proxies:
+        app.cleanup_ctx.append(session_context)
+    return app
+
+
+def history_of(app: web.Application) -> Sequence[RequestRecord]:
+    """The bounded request history of an app made by `create_app`."""
+    return app[_DISPATCHER].history
+
+
+class HttpStub:
+    """A running HTTP stub (a StubServer)."""
+
+    def __init__(self, name: str, runner: web.AppRunner, history: Sequence[RequestRecord]) -> None:
+        self.name = name
+        self._runner = runner
+        self._history = history
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def history(self) -> Sequence[RequestRecord]:
+        return self._history
+
+    async def close(self) -> None:
+        """Stop listening (the socket is closed), drop hanging connections, finish or cancel
+        in-flight requests within SHUTDOWN_GRACE, close the proxy session. Idempotent."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._runner.cleanup())
+        await asyncio.shield(self._closing)
+
+
+async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext) -> HttpStub:
+    """Serve `spec` on `sock` (bound, listening); the returned stub owns the socket.
+
+    Raises StubConfigError for a bad route; on any failure the socket stays open and
+    remains the caller's to close.
+    """
+    app = create_app(spec, ctx)
+    runner = web.AppRunner(
+        app,
+        access_log=None,  # every request is logged through ctx.log instead
+        handle_signals=False,
+        handler_cancellation=True,  # a client that leaves cancels its delayed or hanging request
+        shutdown_timeout=SHUTDOWN_GRACE,
+    )
+    await runner.setup()
+    try:
+        # A backlog of SOMAXCONN: asyncio calls listen() again and must not shrink the queue.
+        await web.SockSite(runner, sock, backlog=socket.SOMAXCONN).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
+    return HttpStub(ctx.name, runner, app[_DISPATCHER].history)

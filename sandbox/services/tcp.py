@@ -1,0 +1,236 @@
+"""TCP stubs: a banner, expect/send rules over the bytes received, a default, and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sandbox.profile.models import Fault, TcpService
+from sandbox.services.context import RequestRecord, ServiceContext, format_peer
+from sandbox.services.faults import inflict
+
+READ_SIZE = 64 * 1024
+BUFFER_LIMIT = 64 * 1024  # unanswered bytes kept per connection (the newest ones)
+CLOSE_DEADLINE = 2.0  # how long close() waits for connections and the server to finish
+PREVIEW = 40  # bytes of each chunk shown in the log
+
+
+def to_bytes(text: str) -> bytes:
+    """Text as bytes: one byte per character up to U+00FF (so "\\r\\n" and "\\x00" are exact);
+    text with characters beyond that is sent as UTF-8."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def _payload(text: str | None, hex_text: str | None) -> bytes | None:
+    if hex_text is not None:
+        return bytes.fromhex(hex_text)
+    return None if text is None else to_bytes(text)
+
+
+def _preview(data: bytes) -> str:
+    shown = repr(data[:PREVIEW])[2:-1]
+    return shown + ("..." if len(data) > PREVIEW else "")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    expect: re.Pattern[bytes]
+    send: bytes | None
+    close: bool
+    delay: float
+    fault: Fault | None
+
+
+class _Conn:
+    """One client connection's bookkeeping: counts, the fault that fired, log lines."""
+
+    def __init__(self, peer: str, stub: TcpStub) -> None:
+        self.peer = peer
+        self.stub = stub
+        self.bytes_in = self.bytes_out = 0
+        self.fault: Fault | None = None
+
+    def received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        self.stub.log(f"{self.peer} -> {len(data)}B {_preview(data)}")
+
+    async def send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+        self.bytes_out += len(data)
+        self.stub.log(f"{self.peer} <- {len(data)}B {_preview(data)}")
+
+    async def drain(self, reader: asyncio.StreamReader) -> None:
+        """Read and ignore until the client closes: how a hanging connection waits."""
+        while data := await reader.read(READ_SIZE):
+            self.received(data)
+
+
+class TcpStub:
+    """A running TCP stub (a StubServer); `serve_tcp` makes one."""
+
+    def __init__(self, spec: TcpService, ctx: ServiceContext) -> None:
+        self.name = ctx.name
+        self.log = ctx.log
+        tcp = spec.tcp
+        self._spec = tcp
+        self._banner = _payload(tcp.banner, tcp.banner_hex) or b""
+        self._rules = [
+            _Rule(
+                expect=re.compile(to_bytes(rule.expect)),
+                send=_payload(rule.send, rule.send_hex),
+                close=rule.then == "close",
+                delay=rule.delay,
+                fault=rule.fault,
+            )
+            for rule in tcp.rules
+        ]
+        self._history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._server: asyncio.Server | None = None
+        self._closed = False
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def history(self) -> Sequence[RequestRecord]:
+        return self._history
+
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on `sock` (bound and listening); from now on close() closes it."""
+        # A backlog of SOMAXCONN: asyncio calls listen() again and must not shrink the queue.
+        self._server = await asyncio.start_server(self._handle, sock=sock, backlog=socket.SOMAXCONN)
+
+    async def close(self) -> None:
+        """Stop listening (the socket is closed), drop every connection, hanging ones
+        included, and wait for them within CLOSE_DEADLINE. Idempotent."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._shutdown())
+        await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        await asyncio.sleep(0)  # connections accepted just before see _closed and leave
+        for task, writer in list(self._connections.items()):
+            writer.transport.abort()
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=CLOSE_DEADLINE)
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_DEADLINE)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self._closed or task is None:
+            writer.transport.abort()
+            return
+        self._connections[task] = writer
+        peername = writer.get_extra_info("peername")
+        conn = _Conn(format_peer(*peername[:2]) if peername else "?", self)
+        started, wall = time.monotonic(), time.time()
+        self.log(f"{conn.peer} connected")
+        try:
+            await self._converse(reader, writer, conn)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_DEADLINE)
+        except OSError as exc:  # ConnectionResetError and the like: the client is gone
+            self.log(f"{conn.peer} connection error: {exc}")
+        finally:
+            writer.transport.abort()  # a no-op after a clean close; cuts a cancelled one
+            del self._connections[task]
+            latency = (time.monotonic() - started) * 1000
+            fault = f", fault={conn.fault}" if conn.fault else ""
+            self.log(
+                f"{conn.peer} closed after {latency:.1f}ms "
+                f"(in {conn.bytes_in}B, out {conn.bytes_out}B{fault})"
+            )
+            self._history.append(
+                RequestRecord(
+                    time=wall,
+                    method="TCP",
+                    path=conn.peer,
+                    status=None,
+                    latency_ms=latency,
+                    fault=conn.fault,
+                    peer=conn.peer,
+                    bytes_in=conn.bytes_in,
+                    bytes_out=conn.bytes_out,
+                )
+            )
+
+    async def _converse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn
+    ) -> None:
+        """Talk with one client until the connection should close; return to close it."""
+        transport = writer.transport
+        fault = self._spec.fault
+        if fault is not None:
+            conn.fault = fault
+            # Unlike `empty`, `close` waits for the client to say something first.
+            if fault == "close" and (data := await reader.read(READ_SIZE)):
+                conn.received(data)
+            await inflict(fault, transport, lambda: conn.drain(reader))
+            return
+        if self._banner:
+            await conn.send(writer, self._banner)
+        buffer = bytearray()
+        while data := await reader.read(READ_SIZE):
+            conn.received(data)
+            buffer += data
+            answered = False
+            # Several requests may arrive in one read (pipelining): answer each in turn.
+            while hit := self._first_rule(buffer, allow_empty=not answered):
+                rule, end = hit
+                answered = True
+                del buffer[:end]
+                if rule.delay:
+                    await asyncio.sleep(rule.delay)
+                if rule.fault is not None:
+                    conn.fault = rule.fault
+                    await inflict(rule.fault, transport, lambda: conn.drain(reader))
+                    return
+                if rule.send:
+                    await conn.send(writer, rule.send)
+                if rule.close:
+                    return
+                if end == 0:
+                    break  # an empty match answers once per arrival, never in a loop
+            if not answered:
+                if self._spec.default == "close":
+                    return
+                if self._spec.default == "echo":
+                    await conn.send(writer, bytes(buffer))
+                    buffer.clear()
+            del buffer[:-BUFFER_LIMIT]
+
+    def _first_rule(self, buffer: bytearray, *, allow_empty: bool) -> tuple[_Rule, int] | None:
+        """The first rule, in profile order, whose `expect` is found in `buffer`, and where
+        its match ends. An empty match counts only when `allow_empty`."""
+        for rule in self._rules:
+            found = rule.expect.search(buffer)
+            if found and (allow_empty or found.end() > found.start()):
+                return rule, found.end()
+        return None
+
+
+async def serve_tcp(spec: TcpService, sock: socket.socket, ctx: ServiceContext) -> TcpStub:
+    """Serve `spec` on `sock` (bound, listening); the returned stub owns the socket.
+
+    On failure the socket stays open and remains the caller's to close.
+    """
+    stub = TcpStub(spec, ctx)
+    await stub.start(sock)
+    ctx.log(f"{ctx.name}: tcp stub serving on {format_peer(ctx.address, ctx.port)}")
+    return stub
