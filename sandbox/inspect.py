@@ -22,17 +22,11 @@ async def probe_targets(
     """
     jobs: list[Awaitable[ProbeResult]] = []
     for text in texts:
-        try:
-            target = parse_target(text)
-        except ValueError as exc:
-            raise UsageError(f"{text}: {exc}") from None
+        target = parse_target(text)  # raises TargetError, a UsageError naming the text
         if target.kind == "name":
             jobs.extend(_profile_jobs(text, timeout, state_root))
             continue
-        try:
-            endpoints = await expand(target, timeout=timeout)
-        except ValueError as exc:
-            raise UsageError(f"{text}: {exc}") from None
+        endpoints = await expand(target, timeout=timeout)
         for address, port in endpoints:
             label = text if len(endpoints) == 1 else f"{text} -> {format_hostport(address, port)}"
             jobs.append(_job(target, address, port, label, timeout))
@@ -45,7 +39,9 @@ async def probe_targets(
 
 def _job(target: Target, address: str, port: int, label: str, timeout: float) -> Awaitable[ProbeResult]:
     if target.kind == "url":
-        return probe_http(address, port, target.path, timeout=timeout, target=label)
+        return probe_http(
+            address, port, target.path, timeout=timeout, target=label, scheme_host=target.hostport
+        )
     return probe_tcp(address, port, timeout=timeout, target=label)
 
 

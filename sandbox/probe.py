@@ -53,9 +53,11 @@ class ProbeResult:
 
     @property
     def ok(self) -> bool:
+        """Something listens and it answered as expected."""
         return self.state is ProbeState.OPEN and not self.expectation_failed
 
     def to_json(self) -> dict[str, object]:
+        """The result for `--json`: the fields, `ok`, and `body_excerpt` when there is one."""
         data: dict[str, object] = {
             "target": self.target,
             "address": self.address,
@@ -79,7 +81,7 @@ class ResolveError(UsageError, ValueError):
         self.state = state
 
 
-def hostport(address: str, port: int | str) -> str:
+def _hostport(address: str, port: int | str) -> str:
     """`127.0.0.5:8080` or `[::1]:8080`: an IPv6 address needs brackets before its port."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
@@ -133,7 +135,7 @@ def _classify(
     exc: BaseException, address: str | None, port: int | None, timeout: float
 ) -> tuple[ProbeState, str]:
     """Map a failed connect (or lookup) to a state and one plain sentence."""
-    where = hostport(address, port) if address and port else (address or "the target")
+    where = _hostport(address, port) if address and port else (address or "the target")
     if isinstance(exc, TimeoutError):
         return ProbeState.TIMEOUT, (
             f"no answer within {_seconds(timeout)} s: {where} did not accept the connection "
@@ -144,7 +146,9 @@ def _classify(
     if isinstance(exc, socket.gaierror | UnicodeError):
         reason = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid host name"
         return ProbeState.UNRESOLVED, f"{address} did not resolve: {reason}"
-    unreachable = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+    unreachable = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+    if address and ":" in address:  # ::1 where IPv6 is off: no address, or no IPv6 at all
+        unreachable |= {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
     if isinstance(exc, OSError) and exc.errno in unreachable and address:
         return ProbeState.UNREACHABLE, _unreachable(address, exc)
     return ProbeState.ERROR, f"probing {where} failed: {exc or type(exc).__name__}"
@@ -198,9 +202,10 @@ async def probe_tcp(
     """Connect to a literal loopback address:port and close at once; latency is the connect's.
 
     Raises ValueError for a name, a non-loopback address or a bad port; never for the network.
+    Leaves no connection open.
     """
     family = _check(address, port, timeout)
-    name = target or hostport(address, port)
+    name = target or _hostport(address, port)
     start = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
@@ -209,7 +214,7 @@ async def probe_tcp(
         return _failed(exc, name, address, port, timeout)
     latency = _ms(start)
     sock.close()
-    detail = f"connected to {hostport(address, port)} in {latency:.2f} ms"
+    detail = f"connected to {_hostport(address, port)} in {latency:.2f} ms"
     return ProbeResult(name, address, port, ProbeState.OPEN, latency, detail=detail)
 
 
@@ -312,9 +317,10 @@ async def probe_http(
     answer that is not HTTP, leaves the state OPEN with `expectation_failed`. A body that stops
     short or outlasts the deadline is noted in the detail; the status still counts. latency_ms
     is the time to the end of the response head. Raises ValueError for a bad argument.
+    Leaves no connection open (it is aborted once the probe has what it needs).
     """
     family = _check(address, port, timeout)
-    where = hostport(address, port)
+    where = _hostport(address, port)
     request = _request(method, path, scheme_host or where)
     name = target or f"http://{where}{path}"
     start = time.perf_counter()
@@ -395,10 +401,10 @@ async def probe_send_expect(
     A peer that closes (or sends 64 KiB) without the match leaves the state OPEN with
     `expectation_failed`; silence until the deadline is TIMEOUT. latency_ms is the time to the
     last match (to the connect when nothing is expected); body_excerpt shows what was received.
-    Raises ValueError for a bad address, port or timeout.
+    Raises ValueError for a bad address, port or timeout. Leaves no connection open.
     """
     family = _check(address, port, timeout)
-    where, name = hostport(address, port), target or hostport(address, port)
+    where, name = _hostport(address, port), target or _hostport(address, port)
     start = time.perf_counter()
     writer: asyncio.StreamWriter | None = None
     buf, sent = bytearray(), ""
@@ -460,7 +466,8 @@ async def resolve(name: str, port: int, *, timeout: float = 2.0) -> list[str]:  
     without duplicates; a literal comes back in canonical form without a lookup.
 
     The lookup runs in a daemon thread of its own: a resolver that hangs past the deadline holds
-    neither the caller nor the interpreter's exit (the default executor would hold both).
+    neither the caller nor the interpreter's exit (the default executor would hold both); that
+    thread is all a timed-out lookup leaves behind, and it ends when the resolver answers.
     Raises ResolveError (state UNRESOLVED, or TIMEOUT past `timeout`); ValueError for bad input.
     """
     if not name or isinstance(port, bool) or not 0 <= port <= 65535 or not timeout > 0:
@@ -524,6 +531,17 @@ async def probe_all(
     return [task.result() for task in tasks]
 
 
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _stand_in(last: ProbeResult | None, state: ProbeState, detail: str) -> ProbeResult:
+    """A result for a probe that gave none, naming the target of the one before if any."""
+    if last is None:
+        return ProbeResult("", None, None, state, None, detail=detail)
+    return ProbeResult(last.target, last.address, last.port, state, None, detail=detail)
+
+
 async def wait_ready(
     probe: Callable[[], Awaitable[ProbeResult]],
     *,
@@ -539,24 +557,28 @@ async def wait_ready(
     Past the deadline the last result keeps its state and its detail reads "not ready within
     N s: last probe: ...". `give_up()` is asked after each failed probe; a sentence from it
     ("the process exited with code 1") stops at once and leads the detail. Each probe is cut
-    short at the deadline (state TIMEOUT). A probe that raises ends the wait with state ERROR.
+    short at the deadline (state TIMEOUT). A probe (or give_up) that raises ends the wait, the
+    first with state ERROR.
     """
     deadline = clock() + timeout
     pause = interval
+    last: ProbeResult | None = None
     while True:
         remaining = deadline - clock()
         try:
             async with asyncio.timeout(remaining if remaining > 0 else None):
                 result = await probe()
         except TimeoutError:
-            detail = "the probe did not finish before the deadline"
-            result = ProbeResult("", None, None, ProbeState.TIMEOUT, None, detail=detail)
+            result = _stand_in(last, ProbeState.TIMEOUT, "the probe did not finish in time")
         except Exception as exc:
-            detail = f"the probe itself failed: {type(exc).__name__}: {exc}"
-            return ProbeResult("", None, None, ProbeState.ERROR, None, detail=detail)
+            return _stand_in(last, ProbeState.ERROR, f"the probe failed: {_text(exc)}")
         if result.ok:
             return result
-        reason = give_up() if give_up is not None else None
+        last = result
+        try:
+            reason = give_up() if give_up is not None else None
+        except Exception as exc:
+            reason = f"give_up() failed: {_text(exc)}"
         if reason:
             return replace(result, detail=f"{reason}; last probe: {result.detail}")
         remaining = deadline - clock()

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sandbox.errors import UsageError
-from sandbox.probe import hostport as _hostport
 from sandbox.probe import resolve
 
 _LOOPBACK_ONLY = (
@@ -19,6 +18,10 @@ _LOOPBACK_HINT = "probe a loopback address: 127.x.y.z:PORT, [::1]:PORT or localh
 _FORMS = "write HOST:PORT, [::1]:PORT or http://HOST:PORT/PATH"
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+
+
+def _hostport(host: str, port: int | str) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class TargetError(UsageError, ValueError):

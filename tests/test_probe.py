@@ -17,7 +17,6 @@ from sandbox.probe import (
     ProbeState,
     ResolveError,
     _classify,
-    hostport,
     probe_all,
     probe_http,
     probe_send_expect,
@@ -28,6 +27,10 @@ from sandbox.probe import (
 
 V4 = "127.0.0.61"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _family(address: str) -> socket.AddressFamily:
@@ -522,13 +525,22 @@ async def test_wait_ready_gives_up_at_once() -> None:
 
 
 async def test_wait_ready_cuts_a_slow_probe_at_its_own_deadline() -> None:
+    calls = 0
     async with serve(silent) as port:
+
+        async def probe() -> ProbeResult:
+            nonlocal calls
+            calls += 1  # a quick first probe, then one far slower than the wait's deadline
+            return await probe_http(V4, port, timeout=0.05 if calls == 1 else 30.0)
+
         start = time.monotonic()
-        result = await wait_ready(lambda: probe_http(V4, port, timeout=30.0), timeout=0.3)
+        result = await wait_ready(probe, timeout=0.4)
         elapsed = time.monotonic() - start
     assert elapsed < 5.0
+    assert calls == 2
     assert result.state is ProbeState.TIMEOUT
-    assert result.detail.startswith("not ready within 0.3 s: last probe: the probe did not")
+    assert result.target == f"http://{V4}:{port}/"  # the cut probe is named after the one before
+    assert result.detail == "not ready within 0.4 s: last probe: the probe did not finish in time"
 
 
 async def test_wait_ready_never_raises() -> None:
@@ -537,4 +549,4 @@ async def test_wait_ready_never_raises() -> None:
 
     result = await wait_ready(broken, timeout=1.0)
     assert result.state is ProbeState.ERROR
-    assert "RuntimeError: a bug in a probe" in result.detail
+    assert result.detail == "the probe failed: RuntimeError: a bug in a probe"

@@ -56,8 +56,11 @@ def dependency_order(profile: Profile) -> list[str]:
     return order
 
 
-def _others(profile: Profile, name: str) -> str:
-    return ", ".join(n for n in profile.services if n != name) or "none"
+def _unknown(profile: Profile, name: str, target: str) -> str:
+    others = ", ".join(n for n in profile.services if n != name)
+    return (
+        f'unknown service "{target}" ({f"services: {others}" if others else "no other services"})'
+    )
 
 
 def _dependencies(profile: Profile) -> list[Problem]:
@@ -68,8 +71,7 @@ def _dependencies(profile: Profile) -> list[Problem]:
             if dep == name:
                 problems.append((path, f'"{name}" cannot depend on itself'))
             elif dep not in profile.services:
-                others = _others(profile, name)
-                problems.append((path, f'unknown service "{dep}" (services: {others})'))
+                problems.append((path, _unknown(profile, name, dep)))
     return problems
 
 
@@ -135,7 +137,7 @@ def _routes(profile: Profile) -> list[Problem]:
 def _proxy(profile: Profile, name: str, target: str, path: FieldPath) -> list[Problem]:
     other = profile.services.get(target)
     if other is None:
-        return [(path, f'unknown service "{target}" (services: {_others(profile, name)})')]
+        return [(path, _unknown(profile, name, target))]
     if target == name:
         return [(path, f'"{name}" cannot proxy to itself: every request would loop back')]
     if not isinstance(other, HttpService):

@@ -427,8 +427,8 @@ def _message(err: ErrorDetails, node: yaml.Node | None, *, got: bool = True) -> 
         except ValueError:
             return f"must be an IPv4 network like 127.20.0.0/16{shown}"
         return f"{value} has host bits set: write the network, {net}"
-    if kind == "too_short" and ctx.get("field_type") == "Dictionary":
-        return "must have at least one entry"
+    if kind == "too_short" and err["loc"] == ("services",):
+        return "must name at least one service"
     if kind in _TYPES:
         return _TYPES[kind] + shown
     return err["msg"].replace("Input should be", "must be", 1) + shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -69,7 +70,9 @@ def _problem(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {READ_TIMEOUT:g}s (connect limit {CONNECT_TIMEOUT:g}s)"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or str(exc.os_error)
+        # asyncio's message ("Connect call failed (...)") hides the reason the errno gives.
+        code = exc.os_error.errno
+        reason = os.strerror(code) if code else str(exc.os_error)
         return f"could not connect: {reason.lower()} (is the service up and listening?)"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the service closed the connection without answering"

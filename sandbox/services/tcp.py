@@ -147,6 +147,10 @@ class TcpStub:
                 await asyncio.wait_for(writer.wait_closed(), CLOSE_DEADLINE)
         except OSError as exc:  # ConnectionResetError and the like: the client is gone
             self.log(f"{conn.peer} connection error: {exc}")
+        except asyncio.CancelledError:
+            # close() cancelled this connection. End the task normally: asyncio's stream
+            # protocol calls task.exception() on it, which raises for a cancelled task.
+            pass
         finally:
             writer.transport.abort()  # a no-op after a clean close; cuts a cancelled one
             del self._connections[task]
