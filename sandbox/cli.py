@@ -324,7 +324,9 @@ def ports(
     from sandbox.net.table import loopback_listeners, read_table
 
     table = read_table()
-    rows = sorted(table, key=lambda x: (x.port, str(x.address))) if all_ else loopback_listeners(table)
+    rows = (
+        sorted(table, key=lambda x: (x.port, str(x.address))) if all_ else loopback_listeners(table)
+    )
     out = printer()
     if json_:
         out.json(
@@ -377,7 +379,11 @@ def doctor(json_: JsonOpt = False) -> None:
     if json_:
         out.json({"status": overall(checks), "checks": [c.to_json() for c in checks]})
     else:
-        marks = {"ok": ("ok", "green"), "warning": ("warning", "yellow"), "problem": ("problem", "red")}
+        marks = {
+            "ok": ("ok", "green"),
+            "warning": ("warning", "yellow"),
+            "problem": ("problem", "red"),
+        }
         for check in checks:
             label, colour = marks[check.status]
             out.line(f"{out.paint(f'{label:<8}', colour)} {check.title}: {check.summary}")
@@ -478,7 +484,9 @@ def status(
 def logs(
     name: Annotated[str, typer.Argument(help="The sandbox.")],
     service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
+    ] = False,
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end of each log.")] = 50,
 ) -> None:
     """Print the logs of a sandbox's services (the last lines; -f follows)."""
@@ -506,7 +514,9 @@ def down(
     from sandbox.lifecycle import down_many
 
     if (name is None) == (not all_):
-        raise UsageError("name a sandbox, or pass --all (not both).", "`sandbox status` lists them.")
+        raise UsageError(
+            "name a sandbox, or pass --all (not both).", "`sandbox status` lists them."
+        )
     reports = asyncio.run(down_many(_state_root(), None if all_ else name, grace=grace))
     out = printer()
     if json_:
@@ -541,4 +551,3 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # Ctrl-C while typer parses, before a command's boundary
         sys.exit(int(ExitCode.INTERRUPTED))
-

@@ -1,4 +1,4 @@
-"""The error tree and the exit codes: library code raises these, only the CLI turns them into exits."""
+"""The error tree and exit codes: library code raises these, only the CLI turns them into exits."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class ProfileNotFound(UsageError):
 
 
 class ProfileError(SandboxError):
-    """A profile failed to load: every problem is listed, each with FILE:LINE:COL and a field path."""
+    """A profile failed to load: every problem, each with FILE:LINE:COL and a field path."""
 
     exit_code = ExitCode.INVALID_PROFILE
 
@@ -67,9 +67,7 @@ class ConflictError(SandboxError):
 class BindError(ConflictError):
     """Binding a service's socket failed; the message says why (in use, not available, denied)."""
 
-    def __init__(
-        self, message: str, hint: str | None = None, *, errno: int | None = None
-    ) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, errno: int | None = None) -> None:
         super().__init__(message, hint)
         self.errno = errno
 

@@ -1,4 +1,4 @@
-"""`sandbox probe` as a function: expand targets to literal endpoints, probe them, explain refusals."""
+"""`sandbox probe` as a function: expand targets to literal endpoints, probe, explain refusals."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ async def probe_targets(
     return results
 
 
-def _job(target: Target, address: str, port: int, label: str, timeout: float) -> Awaitable[ProbeResult]:
+def _job(
+    target: Target, address: str, port: int, label: str, timeout: float
+) -> Awaitable[ProbeResult]:
     if target.kind == "url":
         return probe_http(
             address, port, target.path, timeout=timeout, target=label, scheme_host=target.hostport
@@ -45,7 +47,9 @@ def _job(target: Target, address: str, port: int, label: str, timeout: float) ->
     return probe_tcp(address, port, timeout=timeout, target=label)
 
 
-def _profile_jobs(name: str, timeout: float, state_root: Path | None) -> list[Awaitable[ProbeResult]]:
+def _profile_jobs(
+    name: str, timeout: float, state_root: Path | None
+) -> list[Awaitable[ProbeResult]]:
     """A profile name: probe where its running sandbox is, else where its plan would put it."""
     from sandbox.runtime.state import StateDir
 

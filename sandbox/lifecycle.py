@@ -56,7 +56,7 @@ def up_foreground(
     out: Printer,
     json_: bool = False,
 ) -> int:
-    """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the exit code."""
+    """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the code."""
     return asyncio.run(
         _foreground(profile, name, state_root, on_conflict, wait_timeout, out, json_)
     )
@@ -118,8 +118,10 @@ async def _foreground(
         if json_:
             out.json(status.to_json() if status else {})
         elif status is not None:
-            out.note(f"{sandbox.name}: all {len(sandbox.services)} services ready "
-                     f"in {time.perf_counter() - t0:.2f}s; Ctrl-C stops them")
+            out.note(
+                f"{sandbox.name}: all {len(sandbox.services)} services ready "
+                f"in {time.perf_counter() - t0:.2f}s; Ctrl-C stops them"
+            )
             out.services_table([s.to_json() for s in status.services])
         await stop.wait()
         await sandbox.stop()
@@ -154,11 +156,15 @@ def read_logs(
     state = StateDir(state_root, name)
     record = state.read()
     if record is None:
-        raise UsageError(f'sandbox "{name}" is not running, so it has no logs.',
-                         "`sandbox status` lists the running sandboxes.")
+        raise UsageError(
+            f'sandbox "{name}" is not running, so it has no logs.',
+            "`sandbox status` lists the running sandboxes.",
+        )
     names = [s.name for s in record.services]
     if service is not None and service not in names:
-        raise UsageError(f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).')
+        raise UsageError(
+            f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
+        )
     chosen = [service] if service else names
     handles = {}
     for svc in chosen:

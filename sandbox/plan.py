@@ -1,4 +1,4 @@
-"""Profile + socket table -> Plan: the concrete address and port of every service, and its conflicts.
+"""Profile + socket table -> Plan: the address and port of every service, and its conflicts.
 
 Pure: the socket table is a list passed in, so every rule is testable without a socket.
 """
@@ -76,7 +76,8 @@ class Conflict:
     @property
     def fix(self) -> str:
         if self.sandbox is not None:
-            return f'It is sandbox "{self.sandbox}" of ours: stop it with `sandbox down {self.sandbox}`.'
+            name = self.sandbox
+            return f'It is sandbox "{name}" of ours: stop it with `sandbox down {name}`.'
         return self.blocker.fix
 
     def sentence(self) -> str:
@@ -195,7 +196,9 @@ def make_plan(
         port = 0 if spec.port == "auto" else spec.port
         found = blockers(address, port, table, default_v6only=default_v6only) if port else []
         if found and on_conflict != "fail":
-            moved = _move(name, address, port, found, on_conflict, pool, table, used, used_addresses)
+            moved = _move(
+                name, address, port, found, on_conflict, pool, table, used, used_addresses
+            )
             if moved is not None:
                 moves.append(moved)
                 address, port = moved.after

@@ -196,7 +196,7 @@ async def probe_tcp(
     address: str,
     port: int,
     *,
-    timeout: float = 2.0,  # noqa: ASYNC109
+    timeout: float = 2.0,
     target: str | None = None,
 ) -> ProbeResult:
     """Connect to a literal loopback address:port and close at once; latency is the connect's.
@@ -304,7 +304,7 @@ async def probe_http(
     port: int,
     path: str = "/",
     *,
-    timeout: float = 2.0,  # noqa: ASYNC109
+    timeout: float = 2.0,
     expect_status: int | None = None,
     method: str = "GET",
     scheme_host: str | None = None,
@@ -393,7 +393,7 @@ async def probe_send_expect(
     send: bytes | None,
     expect: bytes | re.Pattern[bytes] | None,
     banner: bytes | re.Pattern[bytes] | None = None,
-    timeout: float = 2.0,  # noqa: ASYNC109
+    timeout: float = 2.0,
     target: str | None = None,
 ) -> ProbeResult:
     """Connect, wait for `banner` if given, send `send`, read until `expect` matches.
@@ -461,7 +461,7 @@ def _settle(answer: asyncio.Future[list[str]], outcome: list[str] | BaseExceptio
         answer.set_result(outcome)
 
 
-async def resolve(name: str, port: int, *, timeout: float = 2.0) -> list[str]:  # noqa: ASYNC109
+async def resolve(name: str, port: int, *, timeout: float = 2.0) -> list[str]:
     """The literal addresses `name` resolves to (getaddrinfo, SOCK_STREAM), in the system's order,
     without duplicates; a literal comes back in canonical form without a lookup.
 
@@ -545,7 +545,7 @@ def _stand_in(last: ProbeResult | None, state: ProbeState, detail: str) -> Probe
 async def wait_ready(
     probe: Callable[[], Awaitable[ProbeResult]],
     *,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     interval: float = 0.005,
     max_interval: float = 0.1,
     give_up: Callable[[], str | None] | None = None,

@@ -173,7 +173,7 @@ def keep_loopback(name: str, addresses: list[str]) -> list[str]:
     return kept
 
 
-async def expand(target: Target, *, timeout: float = 2.0) -> list[tuple[str, int]]:  # noqa: ASYNC109
+async def expand(target: Target, *, timeout: float = 2.0) -> list[tuple[str, int]]:
     """The (address, port) pairs to probe: a literal as is, a host name resolved in the system's
     order with every non-loopback address dropped. Raises TargetError for a "name" target or a
     name with no loopback address, ResolveError (also a ValueError) when it does not resolve."""

@@ -1,4 +1,4 @@
-"""The profile format as strict pydantic models: unknown keys, wrong types and bad values are errors."""
+"""The profile format as strict pydantic models: unknown keys and bad values are errors."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def _check_address(value: object) -> str:
     if value == "auto":
         return "auto"
     if not isinstance(value, str):
-        raise ValueError("an address is `auto` or a literal loopback address like 127.0.0.10 or ::1")
+        raise ValueError(
+            "an address is `auto` or a literal loopback address like 127.0.0.10 or ::1"
+        )
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
@@ -64,9 +66,10 @@ def _check_address(value: object) -> str:
             "127.255.255.255 is the broadcast address of 127.0.0.0/8: it binds, but connecting "
             "to it fails with 'network unreachable'; pick another 127.x.y.z address"
         )
-    if not (addr.version == 4 and addr in ipaddress.ip_network("127.0.0.0/8")) and str(
-        addr
-    ) != "::1":
+    if (
+        not (addr.version == 4 and addr in ipaddress.ip_network("127.0.0.0/8"))
+        and str(addr) != "::1"
+    ):
         raise ValueError(
             f"{value} is not a loopback address; the sandbox only uses 127.0.0.0/8 and ::1, "
             "so nothing it opens is reachable from another machine"

@@ -7,7 +7,6 @@ AsyncExitStack, and any failure unwinds what already started before the error is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -385,8 +384,7 @@ class Sandbox:
             services=tuple(s.record() for s in self.services.values()),
             foreground=self.foreground,
         )
-        with contextlib.suppress(OSError):
-            self._state.write(record)
+        self._state.write(record)
 
     def _get(self, service: str) -> RunningService:
         try:
@@ -407,7 +405,9 @@ async def _log_probe(running: RunningService, matched: asyncio.Event) -> ProbeRe
     from sandbox.probe import ProbeState
 
     state = ProbeState.OPEN if matched.is_set() else ProbeState.REFUSED
-    detail = "its output matched ready.log" if matched.is_set() else "no output matched ready.log yet"
+    detail = (
+        "its output matched ready.log" if matched.is_set() else "no output matched ready.log yet"
+    )
     return ProbeResult(
         target=running.name,
         address=running.address,

@@ -39,7 +39,7 @@ class SandboxStatus:
 
     @property
     def state(self) -> str:
-        """`running`, `starting`/`stopping` while in between, or `stale` when the supervisor died."""
+        """`running`, `starting`/`stopping` in between, or `stale` when the supervisor died."""
         return self.record.status if self.alive else "stale"
 
     @property

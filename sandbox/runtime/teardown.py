@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sandbox.net.addresses import format_hostport
 from sandbox.probe import ProbeState, probe_all, probe_tcp
-from sandbox.runtime.processes import is_alive, signal_ref, terminate_group
+from sandbox.runtime.processes import descendants, is_alive, signal_ref, terminate_group
 from sandbox.runtime.state import SandboxRecord, StateDir
 
 
@@ -76,7 +76,9 @@ async def down(state: StateDir, *, grace: float = 5.0) -> DownReport:
     for svc in record.services:
         if svc.pgid is None:
             continue
-        left = await terminate_group(svc.pgid, grace=grace)
+        extra = descendants(svc.pid) if svc.pid is not None else []
+        leader = svc.start_time if svc.pid == svc.pgid else None
+        left = await terminate_group(svc.pgid, grace=grace, extra=extra, leader_start=leader)
         if left:
             pids = ", ".join(str(p) for p in left)
             survivors.append(f"{svc.name}: process(es) {pids} survived SIGKILL")
@@ -95,7 +97,7 @@ async def down(state: StateDir, *, grace: float = 5.0) -> DownReport:
 
 
 async def verify_refused(record: SandboxRecord, *, timeout: float = 1.0) -> list[str]:
-    """Every recorded address:port must refuse connections now; return sentences for those that don't."""
+    """Every recorded address:port must refuse connections now; describe those that don't."""
     services = [s for s in record.services if s.port]
     results = await probe_all(probe_tcp(s.address, s.port, timeout=timeout) for s in services)
     left = []

@@ -142,7 +142,7 @@ async def start_command(
     except OSError as exc:
         raise SandboxError(
             f"{ctx.name}: cannot start {argv[0]!r}: {exc.strerror or exc}.",
-            f"Check the `run:` line of service {ctx.name}; the program must be installed and on PATH.",
+            f"Check the `run:` line of {ctx.name}: the program must be installed and on PATH.",
         ) from None
     program = Program(
         name=ctx.name,

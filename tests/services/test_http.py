@@ -236,9 +236,7 @@ async def test_404_lists_a_route_with_another_method(client: Any) -> None:
         "error": "no route matched",
         "method": "GET",
         "path": "/users",
-        "closest": [
-            {"method": "POST", "path": "/users", "why": "method GET does not match POST"}
-        ],
+        "closest": [{"method": "POST", "path": "/users", "why": "method GET does not match POST"}],
     }
 
 
@@ -337,9 +335,7 @@ async def test_serve_http_on_ipv6_loopback(listen: Listen, start: Start) -> None
 
 
 @pytest.fixture
-async def api_and_web(
-    listen: Listen, start: Start, spare_loopback: Any
-) -> tuple[str, str]:
+async def api_and_web(listen: Listen, start: Start, spare_loopback: Any) -> tuple[str, str]:
     """Two real servers on two addresses: web proxies /api/... to api. Returns their URLs."""
     web_addr, api_addr = (str(a) for a in spare_loopback(2))
     web_sock, api_sock = listen(web_addr), listen(api_addr)

@@ -59,9 +59,7 @@ async def test_pipelined_requests_in_one_packet_are_each_answered(
         assert await read_exactly(reader, 21) == b"+PONG\r\n" * 3
 
 
-async def test_rules_are_tried_in_order_and_then_close_closes(
-    listen: Listen, start: Start
-) -> None:
+async def test_rules_are_tried_in_order_and_then_close_closes(listen: Listen, start: Start) -> None:
     rules = [
         {"expect": "QUIT", "send": "bye\r\n", "then": "close"},
         {"expect": "Q", "send": "never\r\n"},
@@ -78,7 +76,9 @@ async def test_rules_are_tried_in_order_and_then_close_closes(
 async def test_a_request_split_across_packets_matches_once_complete(
     listen: Listen, start: Start
 ) -> None:
-    host, port = await _stub(listen, start, rules=[{"expect": "PING\n", "send": "ok"}], default="silent")
+    host, port = await _stub(
+        listen, start, rules=[{"expect": "PING\n", "send": "ok"}], default="silent"
+    )
     async with connection(host, port) as (reader, writer):
         writer.write(b"PI")
         await writer.drain()
