@@ -182,7 +182,7 @@ def make_plan(
         for spec in profile.services.values()
         if spec.address != "auto"
     }
-    autos = [name for name in order if profile.services[name].address == "auto"]
+    autos = [name for name in profile.services if profile.services[name].address == "auto"]
     assigned: dict[str, IPAddress] = dict(allocate(autos, pool, taken=literal))
 
     used: set[tuple[IPAddress, int]] = set()

@@ -37,7 +37,7 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def one(name: str, description: str = "-") -> str:
+def one(name: str, description: str = "x") -> str:
     return f"name: {name}\ndescription: {description}\nservices:\n  a: {{kind: http}}\n"
 
 
@@ -136,7 +136,7 @@ def test_an_unknown_key_deep_inside_names_the_right_model() -> None:
                 response: {staus: 201}
         """
     [problem] = problems(text)
-    assert problem.startswith("p.yaml:7:21 services.api.routes.0.response.staus: unknown key")
+    assert problem.startswith("p.yaml:7:20 services.api.routes.0.response.staus: unknown key")
     assert "did you mean `status`?" in problem
 
 
@@ -166,7 +166,7 @@ def test_a_missing_field_points_at_its_parent_mapping() -> None:
 
 def test_a_validator_message_reads_without_pydantic_prefix() -> None:
     [problem] = problems("name: demo\nservices:\n  a: {kind: http, address: 0.0.0.0}\n")
-    assert problem.startswith("p.yaml:3:29 services.a.address: 0.0.0.0 is a wildcard address")
+    assert problem.startswith("p.yaml:3:28 services.a.address: 0.0.0.0 is a wildcard address")
     assert "Value error" not in problem
 
 
@@ -184,14 +184,14 @@ def test_a_number_where_text_is_needed_says_to_quote_it() -> None:
 def test_a_choice_lists_the_choices() -> None:
     text = "name: demo\nservices:\n  a:\n    kind: tcp\n    tcp: {default: shout}\n"
     assert problems(text) == [
-        "p.yaml:5:21 services.a.tcp.default: must be one of echo, silent or close (got shout)"
+        "p.yaml:5:20 services.a.tcp.default: must be one of echo, silent or close (got shout)"
     ]
 
 
 def test_a_port_that_is_neither_number_nor_auto_is_one_problem() -> None:
     text = "name: demo\nservices:\n  a: {kind: tcp, port: http}\n"
     assert problems(text) == [
-        "p.yaml:3:25 services.a.port: must be a whole number, or `auto` (got http)"
+        "p.yaml:3:24 services.a.port: must be a whole number, or `auto` (got http)"
     ]
 
 
@@ -284,7 +284,7 @@ def test_a_tab_is_refused_with_its_position() -> None:
 
 def test_a_control_character_is_refused() -> None:
     assert problems('name: demo\ndescription: "a\x07b"\n') == [
-        "p.yaml:2:17 character U+0007 is not allowed in YAML: write it as an escape in double quotes"
+        "p.yaml:2:16 character U+0007 is not allowed in YAML: write it as an escape in double quotes"
     ]
 
 
@@ -346,7 +346,7 @@ def test_a_check_problem_points_at_the_field() -> None:
 
 def test_a_cycle_is_reported_through_the_loader() -> None:
     text = "name: demo\nservices:\n  a: {kind: http, depends_on: [b]}\n  b: {kind: http, depends_on: [a]}\n"
-    assert problems(text) == ["p.yaml:3:33 services.a.depends_on.0: dependency cycle: a -> b -> a"]
+    assert problems(text) == ["p.yaml:3:32 services.a.depends_on.0: dependency cycle: a -> b -> a"]
 
 
 # -- in-memory dicts --------------------------------------------------------------------------------
