@@ -41,7 +41,7 @@ def one(name: str, description: str = "x") -> str:
     return f"name: {name}\ndescription: {description}\nservices:\n  a: {{kind: http}}\n"
 
 
-# -- valid input ------------------------------------------------------------------------------
+# -- valid input -----------------------------------------------------------------------------------
 
 
 def test_a_valid_profile_loads_with_its_values() -> None:
@@ -54,7 +54,8 @@ def test_a_valid_profile_loads_with_its_values() -> None:
     )
     api = profile.services["api"]
     assert (api.kind, api.address, api.port) == ("http", "127.0.0.9", 8000)
-    assert api.ready is not None and api.ready.timeout == pytest.approx(0.75)
+    assert api.ready is not None
+    assert api.ready.timeout == pytest.approx(0.75)
     assert profile.source is None
 
 
@@ -86,7 +87,7 @@ def test_merge_keys_work_and_are_not_duplicates() -> None:
     assert profile.services["b"].port == 8001
 
 
-# -- pydantic errors, mapped to the YAML -------------------------------------------------------
+# -- pydantic errors, mapped to the YAML -----------------------------------------------------------
 
 
 def test_a_bad_value_points_at_the_value() -> None:
@@ -173,9 +174,9 @@ def test_a_validator_message_reads_without_pydantic_prefix() -> None:
 def test_a_number_where_text_is_needed_says_to_quote_it() -> None:
     text = "name: demo\nservices:\n  a:\n    kind: tcp\n    env: {PORT: 8000, on: 1}\n"
     assert problems(text) == [
-        'p.yaml:5:17 services.a.env.PORT: must be text, but YAML reads 8000 as a number: '
+        "p.yaml:5:17 services.a.env.PORT: must be text, but YAML reads 8000 as a number: "
         'quote it, "8000"',
-        'p.yaml:5:23 services.a.env.on: must be text, but YAML reads on as true/false: '
+        "p.yaml:5:23 services.a.env.on: must be text, but YAML reads on as true/false: "
         'quote it, "on"',
         'p.yaml:5:27 services.a.env.on: must be text, but YAML reads 1 as a number: quote it, "1"',
     ]
@@ -236,7 +237,7 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
     assert "not a loopback address" in found[2]
 
 
-# -- refusals before pydantic --------------------------------------------------------------------
+# -- refusals before pydantic ----------------------------------------------------------------------
 
 
 def test_duplicate_keys_are_refused_with_both_lines() -> None:
@@ -284,7 +285,8 @@ def test_a_tab_is_refused_with_its_position() -> None:
 
 def test_a_control_character_is_refused() -> None:
     assert problems('name: demo\ndescription: "a\x07b"\n') == [
-        "p.yaml:2:16 character U+0007 is not allowed in YAML: write it as an escape in double quotes"
+        "p.yaml:2:16 character U+0007 is not allowed in YAML: "
+        "write it as an escape in double quotes"
     ]
 
 
@@ -345,11 +347,16 @@ def test_a_check_problem_points_at_the_field() -> None:
 
 
 def test_a_cycle_is_reported_through_the_loader() -> None:
-    text = "name: demo\nservices:\n  a: {kind: http, depends_on: [b]}\n  b: {kind: http, depends_on: [a]}\n"
+    text = """\
+        name: demo
+        services:
+          a: {kind: http, depends_on: [b]}
+          b: {kind: http, depends_on: [a]}
+        """
     assert problems(text) == ["p.yaml:3:32 services.a.depends_on.0: dependency cycle: a -> b -> a"]
 
 
-# -- in-memory dicts --------------------------------------------------------------------------------
+# -- in-memory dicts ------------------------------------------------------------------------------
 
 
 def test_a_dict_loads() -> None:
@@ -377,7 +384,7 @@ def test_a_dict_that_is_not_a_mapping_is_refused() -> None:
     ]
 
 
-# -- finding profiles by name -------------------------------------------------------------------
+# -- finding profiles by name ----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -436,7 +443,7 @@ def test_a_ref_is_a_path_when_it_looks_like_one(
 def test_not_found_names_every_place_and_suggests_the_listing(
     places: tuple[Path, Path, Path],
 ) -> None:
-    local, first, second = places
+    _, first, second = places
     write(first, "web-bd-api.yaml", one("x"))
     with pytest.raises(ProfileNotFound) as info:
         load_profile("web-db-ap")
@@ -457,7 +464,7 @@ def test_a_folder_listed_twice_is_searched_once(tmp_path: Path) -> None:
     assert dirs == [(tmp_path / "real", "path"), (bundled_dir(), "bundled")]
 
 
-# -- discovery ----------------------------------------------------------------------------------
+# -- discovery -------------------------------------------------------------------------------------
 
 
 def test_discover_lists_each_name_once_with_the_winner(places: tuple[Path, Path, Path]) -> None:
