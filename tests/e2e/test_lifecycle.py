@@ -33,14 +33,16 @@ def _get(url: str) -> tuple[int, str]:
 
 def _stub_profile(name: str, addresses: list[ipaddress.IPv4Address]) -> dict[str, Any]:
     a, b, c = (str(x) for x in addresses)
+    hello = {"path": "/api/hello", "response": {"json": {"hi": "{{ services.db.port }}"}}}
+    ping = {"expect": "PING", "send": "+PONG\r\n"}
     return {
         "name": name,
         "services": {
             "web": {"kind": "http", "address": a, "depends_on": ["api"],
                     "routes": [{"path": "/api/{rest:.*}", "proxy": "api"}]},
             "api": {"kind": "http", "address": b, "depends_on": ["db"],
-                    "routes": [{"path": "/api/hello", "response": {"json": {"hi": "{{ services.db.port }}"}}}]},
-            "db": {"kind": "tcp", "address": c, "tcp": {"rules": [{"expect": "PING", "send": "+PONG\r\n"}]}},
+                    "routes": [hello]},
+            "db": {"kind": "tcp", "address": c, "tcp": {"rules": [ping]}},
         },
     }  # fmt: skip
 
@@ -54,7 +56,8 @@ def test_up_detached_status_logs_down(
     up = cli("up", str(path), "-d", "--json")
     assert up.returncode == 0, up.stderr
     status = json.loads(up.stdout)
-    assert status["name"] == "trio" and status["state"] == "running"
+    assert status["name"] == "trio"
+    assert status["state"] == "running"
     services = {s["name"]: s for s in status["services"]}
     assert all(s["reachable"] for s in services.values())
     assert services["web"]["address"] == str(addresses[0])
