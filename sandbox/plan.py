@@ -185,15 +185,22 @@ def make_plan(
     autos = [name for name in profile.services if profile.services[name].address == "auto"]
     assigned: dict[str, IPAddress] = dict(allocate(autos, pool, taken=literal))
 
-    used: set[tuple[IPAddress, int]] = set()
+    wanted: dict[str, tuple[IPAddress, int]] = {
+        name: (
+            assigned.get(name) or ipaddress.ip_address(spec.address),
+            0 if spec.port == "auto" else spec.port,
+        )
+        for name, spec in profile.services.items()
+    }
+    # A move must not land on what another service of this plan asks for, placed or not.
+    used: set[tuple[IPAddress, int]] = {pair for pair in wanted.values() if pair[1]}
     used_addresses: set[IPAddress] = set(literal) | set(assigned.values())
     planned: list[PlannedService] = []
     conflicts: list[Conflict] = []
     moves: list[Move] = []
     for name in order:
         spec = profile.services[name]
-        address = assigned.get(name) or ipaddress.ip_address(spec.address)
-        port = 0 if spec.port == "auto" else spec.port
+        address, port = wanted[name]
         found = blockers(address, port, table, default_v6only=default_v6only) if port else []
         if found and on_conflict != "fail":
             moved = _move(

@@ -112,7 +112,7 @@ def find_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None =
             if (folder / f"{text}{suffix}").is_file():
                 return folder / f"{text}{suffix}"
     labels = {"local": "local", "path": "from $SANDBOX_PROFILE_PATH", "bundled": "bundled"}
-    places = ", ".join(f"{folder} ({labels[origin]})" for folder, origin in dirs)
+    places = ", ".join(f"{_dir(folder)} ({labels[origin]})" for folder, origin in dirs)
     known = {p.stem for folder, _ in dirs for p in _profile_files(folder)}
     close = difflib.get_close_matches(text, sorted(known), n=1)
     hint = f"did you mean `{close[0]}`? " if close else ""
@@ -151,6 +151,10 @@ def discover(search: Sequence[Path] | None = None) -> list[FoundProfile]:
             FoundProfile(name, path, origin, description, error, tuple(shadowed.get(name, [])))
         )
     return found
+
+
+def _dir(folder: Path) -> str:
+    return str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
 
 
 def _profile_files(folder: Path) -> list[Path]:

@@ -12,7 +12,9 @@ from sandbox.profile import models
 from sandbox.profile.models import Profile
 
 SCHEMA_ID = "urn:loopback-sandbox:profile"
-DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Draft-07, the newest draft yaml-language-server (VS Code, Neovim, JetBrains) fully supports;
+# what pydantic emits fits it once `$defs` is named `definitions`.
+DRAFT = "http://json-schema.org/draft-07/schema#"
 
 _DURATION = {
     "anyOf": [
@@ -46,8 +48,11 @@ class _Generator(GenerateJsonSchema):
 
 
 def profile_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a profile file; a fresh dict on every call."""
-    schema = Profile.model_json_schema(by_alias=True, schema_generator=_Generator)
+    """The JSON Schema (draft-07) of a profile file; a fresh dict on every call."""
+    schema = Profile.model_json_schema(
+        by_alias=True, ref_template="#/definitions/{model}", schema_generator=_Generator
+    )
+    definitions = schema.pop("$defs")
     # Service names must match the name pattern; without this any other name passes.
     schema["properties"]["services"]["additionalProperties"] = False
     return {
@@ -56,6 +61,7 @@ def profile_schema() -> dict[str, Any]:
         **schema,
         "title": "sandbox profile",
         "description": "A named set of services for `sandbox`, each on its own loopback address.",
+        "definitions": definitions,
     }
 
 

@@ -47,6 +47,42 @@ def _parse_json(text: str) -> Any:
         return None
 
 
+class _Outcome:
+    """What happened to one request, for the log line and the history."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.wall, self.started = time.time(), time.monotonic()
+        transport = request.transport
+        peername = transport.get_extra_info("peername") if transport is not None else None
+        self.peer = format_peer(*peername[:2]) if peername else ""
+        self.status: int | None = None
+        self.fault: str | None = None
+        self.bytes_in = self.bytes_out = 0
+        self.finished = False
+
+    def ended(self, response: web.StreamResponse, fault: str | None) -> None:
+        self.finished = True
+        self.fault = fault
+        if fault is None:  # after a fault the response is a placeholder nobody receives
+            self.status = response.status
+            body = response.body if isinstance(response, web.Response) else None
+            self.bytes_out = len(body) if isinstance(body, bytes) else 0
+
+    def record(self) -> RequestRecord:
+        return RequestRecord(
+            time=self.wall,
+            method=self.request.method,
+            path=self.request.path_qs,
+            status=self.status,
+            latency_ms=(time.monotonic() - self.started) * 1000,
+            fault=self.fault,
+            peer=self.peer,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+        )
+
+
 class _Dispatcher:
     """The one aiohttp handler: tries the routes in profile order, logs and records."""
 
@@ -73,53 +109,36 @@ class _Dispatcher:
         self.released.set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        started, wall = loop.time(), time.time()
-        peername = request.transport.get_extra_info("peername") if request.transport else None
-        status: int | None = None
-        fault: str | None = None
-        note = " (cancelled)"  # the client left, or the server is closing
-        size_in = size_out = 0
+        """Answer one request; log and record it however it ends, cancelled included."""
+        outcome = _Outcome(request)
         try:
             body = await request.read()
-            size_in = len(body)
+            outcome.bytes_in = len(body)
             response, fault = await self._answer(request, body)
-            if fault is None:
-                status = response.status
-                size_out = len(response.body) if isinstance(response.body, bytes) else 0
-            note = ""
+            outcome.ended(response, fault)
             return response
         except web.HTTPException as exc:  # e.g. a body over client_max_size
-            status, note = exc.status, ""
+            outcome.ended(exc, None)
             raise
         except Exception as exc:  # a bug in the stub must still answer, and say what broke
-            status, note = 500, ""
             self.ctx.log(f"{request.method} {request.path_qs} failed: {type(exc).__name__}: {exc}")
-            return json_response(500, {"error": "the stub failed", "detail": repr(exc)})
+            response = json_response(500, {"error": "the stub failed", "detail": repr(exc)})
+            outcome.ended(response, None)
+            return response
         finally:
-            latency = (loop.time() - started) * 1000
-            extra = f" fault={fault}" if fault else ""
-            shown = "-" if status is None else str(status)
-            self.ctx.log(f"{request.method} {request.path_qs} {shown} {latency:.1f}ms{extra}{note}")
-            self.history.append(
-                RequestRecord(
-                    time=wall,
-                    method=request.method,
-                    path=request.path_qs,
-                    status=status,
-                    latency_ms=latency,
-                    fault=fault,
-                    peer=format_peer(*peername[:2]) if peername else "",
-                    bytes_in=size_in,
-                    bytes_out=size_out,
-                )
-            )
+            record = outcome.record()
+            shown = "-" if record.status is None else str(record.status)
+            extra = f" fault={record.fault}" if record.fault else ""
+            if not outcome.finished:
+                extra += " (cancelled: the client left or the server is closing)"
+            self.ctx.log(f"{record.method} {record.path} {shown} {record.latency_ms:.1f}ms{extra}")
+            self.history.append(record)
 
     async def _answer(self, request: web.Request, body: bytes) -> tuple[web.Response, str | None]:
         text = body.decode("utf-8", "replace")
         req = Incoming(
             method=request.method,
-            path=request.path,
+            path=request.rel_url.path_safe,
             query=request.query,
             headers=request.headers,
             body=text,
@@ -130,7 +149,7 @@ class _Dispatcher:
             document = {
                 "error": "no route matched",
                 "method": req.method,
-                "path": req.path,
+                "path": request.path,
                 "closest": near_misses(self.routes, req),
             }
             return json_response(404, document), None

@@ -27,7 +27,7 @@ class Incoming:
     """What routing and templates see of a request (body already read)."""
 
     method: str
-    path: str
+    path: str  # decoded except %2F and %25, as aiohttp matches: an encoded / stays in its segment
     query: MultiMapping[str]
     headers: MultiMapping[str]  # case-insensitive
     body: str
@@ -61,6 +61,11 @@ def compile_path(path: str, where: str) -> re.Pattern[str]:
         return re.compile("".join(parts))
     except re.error as exc:
         raise StubConfigError(f"{where}: the path {path!r} does not compile: {exc}.") from None
+
+
+def _unquote(value: str) -> str:
+    """A parameter matched on the path-safe form, fully decoded (as aiohttp does)."""
+    return value.replace("%2F", "/").replace("%25", "%")
 
 
 def _show(value: object) -> str:
@@ -213,7 +218,7 @@ def find(
             and route.accepts(req.method)
             and (route.conditions is None or route.conditions.failure(req) is None)
         ):
-            return route, found.groupdict()
+            return route, {name: _unquote(value) for name, value in found.groupdict().items()}
     return None
 
 

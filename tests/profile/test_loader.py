@@ -449,7 +449,7 @@ def test_not_found_names_every_place_and_suggests_the_listing(
         load_profile("web-db-ap")
     message = info.value.message
     assert message.startswith('No profile named "web-db-ap": looked for web-db-ap.yaml and ')
-    for folder in ("profiles (local)", f"{first} (from $SANDBOX_PROFILE_PATH)", f"{second} ("):
+    for folder in ("./profiles (local)", f"{first} (from $SANDBOX_PROFILE_PATH)", f"{second} ("):
         assert folder in message
     assert f"{bundled_dir()} (bundled)" in message
     assert info.value.hint is not None

@@ -28,8 +28,8 @@ TYPES: dict[str, Any] = {
 def errors(schema: dict[str, Any], value: Any, root: dict[str, Any], at: str = "") -> list[str]:
     """A small JSON Schema checker: just the keywords pydantic emits (no network, no library)."""
     if "$ref" in schema:
-        name = schema["$ref"].removeprefix("#/$defs/")
-        return errors(root["$defs"][name], value, root, at)
+        name = schema["$ref"].removeprefix("#/definitions/")
+        return errors(root["definitions"][name], value, root, at)
     if "discriminator" in schema and isinstance(value, dict):
         tag = value.get(schema["discriminator"]["propertyName"])
         ref = schema["discriminator"]["mapping"].get(tag)
@@ -84,7 +84,8 @@ def schema() -> dict[str, Any]:
 
 
 def test_the_schema_names_itself(schema: dict[str, Any]) -> None:
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert "$defs" not in json.dumps(schema)  # draft-07 names them `definitions`
     assert schema["$id"]
     assert schema["title"] == "sandbox profile"
     assert json.loads(schema_json()) == schema
@@ -95,7 +96,7 @@ def test_the_schema_lists_the_kinds(schema: dict[str, Any]) -> None:
     [entry] = service.values()
     assert set(entry["discriminator"]["mapping"]) == {"http", "tcp", "command"}
     kinds = {
-        schema["$defs"][ref["$ref"].split("/")[-1]]["properties"]["kind"]["const"]
+        schema["definitions"][ref["$ref"].split("/")[-1]]["properties"]["kind"]["const"]
         for ref in entry["oneOf"]
     }
     assert kinds == {"http", "tcp", "command"}
@@ -105,7 +106,7 @@ def test_the_schema_lists_the_kinds(schema: dict[str, Any]) -> None:
 def test_the_schema_has_every_field_by_its_yaml_name(
     schema: dict[str, Any], model: type[Any]
 ) -> None:
-    definition = schema if model is Profile else schema["$defs"][model.__name__]
+    definition = schema if model is Profile else schema["definitions"][model.__name__]
     names = {field.alias or name for name, field in model.model_fields.items()}
     assert set(definition["properties"]) == names
     assert definition["additionalProperties"] is False

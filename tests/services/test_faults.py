@@ -54,7 +54,8 @@ async def test_http_reset_is_a_connection_reset(listen: Listen, start: Start) ->
             await session.get(ctx.url + "/broken")
     assert stub.history[0].fault == "reset"
     assert stub.history[0].status is None
-    assert lines[-1].startswith("GET /broken - ") and lines[-1].endswith("fault=reset")
+    assert lines[-1].startswith("GET /broken - ")
+    assert lines[-1].endswith("fault=reset")
 
 
 @pytest.mark.parametrize("fault", ["close", "empty"])

@@ -11,11 +11,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from sandbox.profile.models import CommandService
+from sandbox.services import serve
 from sandbox.services.http import create_app, history_of, serve_http
 from sandbox.services.templates import StubConfigError
 from tests.services.helpers import (
+    DEADLINE,
     Listen,
     Start,
+    connection,
     context,
     http_spec,
     ipv6_available,
@@ -287,7 +291,8 @@ async def test_history_is_bounded_and_requests_are_logged(aiohttp_client: Any) -
         ("GET", "/nothing", 404),
     ]
     assert all(r.latency_ms >= 0 and r.fault is None for r in history)
-    assert lines[0].startswith("GET /n/0 200 ") and lines[0].endswith("ms")
+    assert lines[0].startswith("GET /n/0 200 ")
+    assert lines[0].endswith("ms")
     assert lines[-1].startswith("GET /nothing 404 ")
 
 
@@ -320,7 +325,7 @@ async def test_serve_http_on_a_held_socket_then_close(listen: Listen) -> None:
         await stub.close()
     await stub.close()  # idempotent
     assert sock.fileno() == -1  # the stub owned the socket and closed it
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(ctx.address, ctx.port)
 
 
@@ -405,3 +410,34 @@ async def test_proxy_to_a_service_that_is_down_is_a_502(listen: Listen, start: S
 
 def test_url_helper_brackets_ipv6() -> None:
     assert url_of("::1", 80) == "http://[::1]:80"
+
+
+async def test_an_encoded_slash_stays_inside_its_parameter(client: Any) -> None:
+    c = await client({"path": "/files/{name}", "response": {"body": "{{ path.name }}"}})
+    resp = await c.get("/files/a%20b%2Fc%25")
+    assert await resp.text() == "a b/c%"
+
+
+async def test_a_client_that_leaves_cancels_its_delayed_request(
+    listen: Listen, start: Start
+) -> None:
+    sock = listen("127.0.0.1")
+    lines: list[str] = []
+    ctx = context("web", sock, log=lines.append)
+    stub = await start(http_spec({"path": "/slow", "response": {"delay": "30s"}}), sock, ctx)
+    async with connection(ctx.address, ctx.port) as (_, writer):
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: stub\r\n\r\n")
+        await writer.drain()
+    async with asyncio.timeout(DEADLINE):
+        while not stub.history:
+            await asyncio.sleep(0.005)
+    assert stub.history[0].status is None
+    assert "(cancelled" in lines[-1]
+
+
+async def test_serve_refuses_a_command_service(listen: Listen) -> None:
+    sock = listen("127.0.0.1")
+    spec = CommandService.model_validate({"kind": "command", "run": "true"})
+    with pytest.raises(ValueError, match="program, not a stub"):
+        await serve(spec, sock, context("cache", sock))
+    assert sock.fileno() != -1  # on failure the socket stays the caller's

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
-from sandbox.services.tcp import TcpStub, serve_tcp, to_bytes
+from sandbox.services.tcp import serve_tcp, to_bytes
 from tests.services.helpers import (
     DEADLINE,
     Listen,
@@ -193,7 +194,7 @@ async def test_close_drops_open_connections_and_the_socket(listen: Listen) -> No
         assert await read_to_eof(reader) == b""
     await stub.close()  # idempotent
     assert sock.fileno() == -1
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(ctx.address, ctx.port)
 
 
@@ -202,16 +203,8 @@ def test_text_is_one_byte_per_character_up_to_ff() -> None:
     assert to_bytes("✓") == "✓".encode()
 
 
-async def _until(condition: object) -> None:
-    """Poll `condition` (a callable) until true, within DEADLINE."""
-    assert callable(condition)
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll `condition` until it holds, within DEADLINE (never a sleep as a signal)."""
     async with asyncio.timeout(DEADLINE):
         while not condition():
             await asyncio.sleep(0.005)
-
-
-def test_stub_type_is_a_stub_server() -> None:
-    from sandbox.services.context import StubServer
-
-    stub: StubServer = TcpStub(tcp_spec(), context("db"))
-    assert stub.name == "db"
