@@ -1,0 +1,1 @@
+"""Small real programs that tests start as `command` services."""
