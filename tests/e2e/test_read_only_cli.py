@@ -1,4 +1,4 @@
-"""Read-only commands through the real CLI: validate, schema, profiles, plan, probe, ports, doctor."""
+"""Read-only commands through the real CLI: validate, schema, plan, probe, ports, doctor."""
 
 from __future__ import annotations
 
