@@ -140,12 +140,12 @@ def _proxy(profile: Profile, name: str, target: str, path: FieldPath) -> list[Pr
         return [(path, _unknown(profile, name, target))]
     if target == name:
         return [(path, f'"{name}" cannot proxy to itself: every request would loop back')]
-    if not isinstance(other, HttpService):
+    if other.kind == "tcp":
         return [
             (
                 path,
-                f'"{target}" is a {other.kind} service; a proxy forwards HTTP requests, '
-                "so it must name an http service",
+                f'"{target}" is a tcp stub; a proxy forwards HTTP requests, '
+                "so it must name an http service or a command service that speaks HTTP",
             )
         ]
     return []

@@ -80,11 +80,11 @@ def profile_dirs(search: Sequence[Path] | None = None) -> list[tuple[Path, Origi
         env = os.environ.get("SANDBOX_PROFILE_PATH", "")
         extra = [Path(p).expanduser() for p in env.split(os.pathsep) if p]
         search = [Path("profiles"), *extra, bundled]
-    local, bundled_real = Path("profiles").resolve(), bundled.resolve()
+    local, bundled_real = _real(Path("profiles")), _real(bundled)
     dirs: list[tuple[Path, Origin]] = []
     seen: set[Path] = set()
     for folder in map(Path, search):
-        real = folder.resolve()
+        real = _real(folder)
         if real not in seen:
             seen.add(real)
             origin: Origin = (
@@ -104,12 +104,12 @@ def find_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None =
     seps = {"/", os.sep, os.altsep or "/"}
     if not isinstance(ref, str) or any(s in text for s in seps) or text.endswith(_SUFFIXES):
         return Path(text).expanduser()
-    if Path(text).is_file():
+    if _is_file(Path(text)):
         return Path(text)
     dirs = profile_dirs(search)
     for folder, _ in dirs:
         for suffix in _SUFFIXES:
-            if (folder / f"{text}{suffix}").is_file():
+            if _is_file(folder / f"{text}{suffix}"):
                 return folder / f"{text}{suffix}"
     labels = {"local": "local", "path": "from $SANDBOX_PROFILE_PATH", "bundled": "bundled"}
     places = ", ".join(f"{_dir(folder)} ({labels[origin]})" for folder, origin in dirs)
@@ -153,6 +153,20 @@ def discover(search: Sequence[Path] | None = None) -> list[FoundProfile]:
     return found
 
 
+def _real(folder: Path) -> Path:
+    try:
+        return folder.resolve()
+    except (OSError, RuntimeError):  # a symlink loop, or a folder we may not look into
+        return folder.absolute()
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder we may not look into has no profile we could read
+        return False
+
+
 def _dir(folder: Path) -> str:
     return str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
 
@@ -162,7 +176,7 @@ def _profile_files(folder: Path) -> list[Path]:
         files = [
             p
             for p in folder.iterdir()
-            if p.suffix in _SUFFIXES and not p.name.startswith(".") and p.is_file()
+            if p.suffix in _SUFFIXES and not p.name.startswith(".") and _is_file(p)
         ]
     except OSError:
         return []
@@ -270,6 +284,8 @@ def _parse(text: str, source: str) -> tuple[Any, _Tree]:
         return tree.build(node, ()), tree
     except yaml.MarkedYAMLError as exc:
         raise ProfileError(source, [_yaml_problem(source, exc)]) from None
+    except RecursionError:
+        raise ProfileError(source, [f"{source} nests mappings and lists too deeply"]) from None
     except yaml.YAMLError as exc:  # a ReaderError: a character YAML does not allow
         at, char = getattr(exc, "position", 0), getattr(exc, "character", 0)
         line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)

@@ -38,7 +38,7 @@ def parse_duration(value: object) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Fault = Literal["reset", "close", "empty", "garbage", "hang"]
-Port = Annotated[int, Field(ge=1, le=65535)] | Literal["auto"]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)] | Literal["auto"]
 
 
 def _check_address(value: object) -> str:

@@ -222,28 +222,39 @@ def find(
     return None
 
 
+def _prefix_in_the_way(route: CompiledRoute, path: str) -> str | None:
+    """The leading segments of `path` without which `route` would match it, if any: the
+    usual slip when a proxy forwards `/api/users/1` to a service whose route is `/users/{id}`."""
+    segments = path.split("/")
+    for cut in range(2, len(segments)):
+        if route.pattern.fullmatch("/" + "/".join(segments[cut:])):
+            return "/".join(segments[:cut])
+    return None
+
+
 def near_misses(
     routes: Sequence[CompiledRoute], req: Incoming, limit: int = 3
 ) -> list[dict[str, str]]:
     """Routes that almost answered `req`, each with why it did not; closest first.
 
     First the routes whose path matched (wrong method, or a failed `match` condition), in
-    profile order; then routes whose path is similar by difflib ratio, most similar first.
+    profile order; then routes that would match without a leading part of the path; then
+    routes whose path is similar by difflib ratio, most similar first.
     """
     matched: list[dict[str, str]] = []
+    prefixed: list[dict[str, str]] = []
     similar: list[tuple[float, dict[str, str]]] = []
     for route in routes:
         row = {"method": route.spec.method, "path": route.spec.path}
         if route.pattern.fullmatch(req.path):
             if not route.accepts(req.method):
-                matched.append(
-                    {**row, "why": f"method {req.method} does not match {row['method']}"}
-                )
-            elif route.conditions is not None and (why := route.conditions.failure(req)):
-                matched.append({**row, "why": why})
-            continue
-        ratio = SequenceMatcher(None, req.path, route.spec.path).ratio()
-        if ratio >= CLOSE_ENOUGH:
+                wrong = f"method {req.method} does not match {row['method']}"
+                matched.append({**row, "why": wrong})
+            elif route.conditions is not None and (failed := route.conditions.failure(req)):
+                matched.append({**row, "why": failed})
+        elif route.accepts(req.method) and (prefix := _prefix_in_the_way(route, req.path)):
+            prefixed.append({**row, "why": f"the path would match without {prefix} in front"})
+        elif (ratio := SequenceMatcher(None, req.path, route.spec.path).ratio()) >= CLOSE_ENOUGH:
             similar.append((ratio, {**row, "why": f"path differs ({ratio:.0%} similar)"}))
     similar.sort(key=lambda pair: -pair[0])
-    return (matched + [row for _, row in similar])[:limit]
+    return (matched + prefixed + [row for _, row in similar])[:limit]

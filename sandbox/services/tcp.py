@@ -58,6 +58,7 @@ class _Conn:
         self.stub = stub
         self.bytes_in = self.bytes_out = 0
         self.fault: Fault | None = None
+        self.wall, self.started = time.time(), time.monotonic()
 
     def received(self, data: bytes) -> None:
         self.bytes_in += len(data)
@@ -68,6 +69,26 @@ class _Conn:
         await writer.drain()
         self.bytes_out += len(data)
         self.stub.log(f"{self.peer} <- {len(data)}B {_preview(data)}")
+
+    def closed(self) -> RequestRecord:
+        """Log the end of the connection and return its history entry."""
+        latency = (time.monotonic() - self.started) * 1000
+        fault = f", fault={self.fault}" if self.fault else ""
+        self.stub.log(
+            f"{self.peer} closed after {latency:.1f}ms "
+            f"(in {self.bytes_in}B, out {self.bytes_out}B{fault})"
+        )
+        return RequestRecord(
+            time=self.wall,
+            method="TCP",
+            path=self.peer,
+            status=None,
+            latency_ms=latency,
+            fault=self.fault,
+            peer=self.peer,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+        )
 
     async def drain(self, reader: asyncio.StreamReader) -> None:
         """Read and ignore until the client closes: how a hanging connection waits."""
@@ -127,7 +148,7 @@ class TcpStub:
         if self._connections:
             await asyncio.wait(list(self._connections), timeout=CLOSE_DEADLINE)
         if self._server is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), CLOSE_DEADLINE)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -138,7 +159,6 @@ class TcpStub:
         self._connections[task] = writer
         peername = writer.get_extra_info("peername")
         conn = _Conn(format_peer(*peername[:2]) if peername else "?", self)
-        started, wall = time.monotonic(), time.time()
         self.log(f"{conn.peer} connected")
         try:
             await self._converse(reader, writer, conn)
@@ -154,25 +174,7 @@ class TcpStub:
         finally:
             writer.transport.abort()  # a no-op after a clean close; cuts a cancelled one
             del self._connections[task]
-            latency = (time.monotonic() - started) * 1000
-            fault = f", fault={conn.fault}" if conn.fault else ""
-            self.log(
-                f"{conn.peer} closed after {latency:.1f}ms "
-                f"(in {conn.bytes_in}B, out {conn.bytes_out}B{fault})"
-            )
-            self._history.append(
-                RequestRecord(
-                    time=wall,
-                    method="TCP",
-                    path=conn.peer,
-                    status=None,
-                    latency_ms=latency,
-                    fault=conn.fault,
-                    peer=conn.peer,
-                    bytes_in=conn.bytes_in,
-                    bytes_out=conn.bytes_out,
-                )
-            )
+            self._history.append(conn.closed())
 
     async def _converse(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn

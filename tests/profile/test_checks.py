@@ -77,7 +77,7 @@ def test_a_proxy_must_name_a_known_http_service_other_than_itself() -> None:
     at = [path for path, _ in found]
     assert at == [("services", "web", "routes", i, "proxy") for i in range(3)]
     assert found[0][1] == 'unknown service "nope" (services: api, db)'
-    assert found[1][1].startswith('"db" is a tcp service; a proxy forwards HTTP requests')
+    assert found[1][1].startswith('"db" is a tcp stub; a proxy forwards HTTP requests')
     assert found[2][1].startswith('"web" cannot proxy to itself')
 
 

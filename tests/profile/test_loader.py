@@ -300,6 +300,19 @@ def test_a_python_tag_is_refused_not_run() -> None:
     assert problem.startswith("p.yaml:1:7 YAML syntax: could not determine a constructor")
 
 
+def test_a_recursive_alias_and_deep_nesting_are_refused() -> None:
+    [problem] = problems("name: &x [*x]\n")
+    assert problem.startswith("p.yaml:1:7 YAML syntax: an alias refers to a node that contains it")
+    assert problems("name: " + "[" * 5000 + "]" * 5000) == [
+        "p.yaml nests mappings and lists too deeply"
+    ]
+
+
+def test_a_collection_as_a_key_is_refused() -> None:
+    [*_, problem] = problems("? [a, b]\n: 1\n")
+    assert problem == "p.yaml:1:3 a key must be plain text, not a collection"
+
+
 def test_a_file_that_is_not_utf8_is_refused_with_its_position(tmp_path: Path) -> None:
     path = tmp_path / "latin.yaml"
     path.write_bytes(b"name: demo\ndescription: caf\xe9\n")
