@@ -167,6 +167,9 @@ class Route(Strict):
     response: Response | None = None
     responses: list[Response] | None = Field(None, min_length=1)
     proxy: str | None = Field(None, description="Name of a service of this profile.")
+    strip_prefix: str | None = Field(
+        None, description="With proxy: remove this from the front of the path before forwarding."
+    )
     fault: Fault | None = None
 
     @field_validator("method")
@@ -192,6 +195,11 @@ class Route(Strict):
             raise ValueError(
                 f"a route needs exactly one of response, responses, proxy or fault (got {what})"
             )
+        if self.strip_prefix is not None:
+            if self.proxy is None:
+                raise ValueError("strip_prefix only goes with proxy")
+            if not self.strip_prefix.startswith("/"):
+                raise ValueError("strip_prefix must start with /")
         return self
 
 

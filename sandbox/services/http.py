@@ -162,7 +162,10 @@ class _Dispatcher:
             return web.Response(status=500), spec.fault
         if spec.proxy is not None:
             peer = self.ctx.peers[spec.proxy]
-            return await forward(request, body, spec.proxy, peer, self.ctx.name, self.ctx.log), None
+            answer = await forward(
+                request, body, spec.proxy, peer, self.ctx.name, self.ctx.log, spec.strip_prefix
+            )
+            return answer, None
         variables = template_variables(req, params, self.ctx.peers)
         return await build(route.next_answer(), variables, self.ctx.profile_dir), None
 

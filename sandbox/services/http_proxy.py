@@ -86,14 +86,19 @@ async def forward(
     peer: Peer,
     me: str,
     log: Callable[[str], None],
+    strip_prefix: str | None = None,
 ) -> web.Response:
     """Relay `request` (its body already read) to `peer`; 502/508 JSON when that fails.
 
-    Method, full original path and query, headers (without hop-by-hop and Host) and body go
-    upstream; the status, headers (without hop-by-hop, Content-Encoding, Content-Length) and
-    body come back.
+    Method, the original path (less `strip_prefix`) and query, headers (without hop-by-hop
+    and Host) and body go upstream; the status, headers (without hop-by-hop,
+    Content-Encoding, Content-Length) and body come back.
     """
-    url = URL(peer.url.rstrip("/") + request.raw_path, encoded=True)
+    path = request.raw_path
+    if strip_prefix and path.startswith(strip_prefix.rstrip("/")):
+        path = path[len(strip_prefix.rstrip("/")) :]
+        path = path if path.startswith("/") else "/" + path
+    url = URL(peer.url.rstrip("/") + path, encoded=True)
     via = request.headers.getall("Via", [])
     if any(_via_token(me) in value.split() for value in via):
         return json_response(

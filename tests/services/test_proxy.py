@@ -34,7 +34,11 @@ async def api_and_web(listen: Listen, start: Start, spare_loopback: Any) -> tupl
         },
         {"method": "POST", "path": "/api/echo", "response": {"body": "got {{ body }}"}},
     )
-    web = http_spec({"path": "/api/{rest:.*}", "proxy": "api"}, {"path": "/loop", "proxy": "web"})
+    web = http_spec(
+        {"path": "/api/{rest:.*}", "proxy": "api"},
+        {"path": "/v2/{rest:.*}", "proxy": "api", "strip_prefix": "/v2"},
+        {"path": "/loop", "proxy": "web"},
+    )
     await start(api, api_sock, context("api", api_sock, peers=peers))
     await start(web, web_sock, context("web", web_sock, peers=peers))
     return peers["web"].url, peers["api"].url
@@ -55,6 +59,16 @@ async def test_proxy_forwards_path_query_headers_and_body(api_and_web: tuple[str
     assert body["via"] == "1.1 sandbox-web"
     assert body["forwarded_for"].startswith("127.")
     assert echoed == "got payload"
+
+
+async def test_strip_prefix_removes_the_front_of_the_path(api_and_web: tuple[str, str]) -> None:
+    web_url, _ = api_and_web
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{web_url}/v2/api/users/9?q=z") as resp:
+            assert resp.status == 203
+            assert (await resp.json())["id"] == "9"
+        async with session.get(f"{web_url}/v2/users/9") as resp:
+            assert resp.status == 404  # /users/9 upstream: no such route there
 
 
 async def test_proxy_loop_is_refused(api_and_web: tuple[str, str]) -> None:
