@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
@@ -37,6 +37,9 @@ from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.services.context import Peer, ServiceContext
 
+if TYPE_CHECKING:
+    from sandbox.services.command import Program
+
 StopTrigger = Callable[[], Awaitable[object]]
 
 
@@ -55,6 +58,7 @@ class RunningService:
     start_time: float | None = None
     give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
     log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
+    restarts: int = 0  # how often a command service was restarted (restart: on-failure)
     _sock: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -76,6 +80,7 @@ class RunningService:
             pid=self.pid,
             pgid=self.pgid,
             start_time=self.start_time,
+            restarts=self.restarts,
         )
 
 
@@ -114,6 +119,7 @@ class Sandbox:
         self._stack: AsyncExitStack | None = None
         self._logs: dict[str, IO[str]] = {}
         self.forced = False
+        self._status = "starting"
 
     # -- the public surface -------------------------------------------------------------
 
@@ -206,9 +212,10 @@ class Sandbox:
         return plan
 
     def _bind(self, plan: Plan) -> dict[str, socket.socket]:
-        stubs = [s for s in plan.services if s.kind in ("http", "tcp")]
-        held = bind_all([(s.address, s.port, s.name) for s in stubs])
-        return {s.name: sock for s, sock in zip(stubs, held, strict=True)}
+        # Command services too: their socket reserves the address:port (and picks the port
+        # for `port: auto`) until start_command closes it right before the program starts.
+        held = bind_all([(s.address, s.port, s.name) for s in plan.services])
+        return {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
         for planned in plan.services:
@@ -286,12 +293,16 @@ class Sandbox:
             from sandbox.services.command import start_command
 
             program = await start_command(
-                spec, ctx, env=self._environment(running), forced=lambda: self.forced
+                spec,
+                ctx,
+                env=self._environment(running),
+                forced=lambda: self.forced,
+                held=running._sock,
+                on_restart=lambda program: self._restarted(running, program),
             )
             stack.push_async_callback(self._stopped, running, program.close)
             running.pid, running.pgid = program.pid, program.pgid
-            ref = ref_for(program.pid)
-            running.start_time = ref.start_time if ref else None
+            running.start_time = program.start_time
             running.give_up = program.exited
             running.log_ready = program.log_matched if program.log_pattern else None
             self._write_record("starting")
@@ -300,6 +311,11 @@ class Sandbox:
         server = await serve(spec, running._sock, ctx)
         running.pid = os.getpid()
         stack.push_async_callback(self._stopped, running, server.close)
+
+    def _restarted(self, running: RunningService, program: Program) -> None:
+        running.pid, running.pgid = program.pid, program.pgid
+        running.start_time, running.restarts = program.start_time, program.restarts
+        self._write_record(self._status)
 
     async def _stopped(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
         await close()
@@ -371,6 +387,7 @@ class Sandbox:
         self._logs.clear()
 
     def _write_record(self, status: str) -> None:
+        self._status = status
         if self._state is None:
             return
         me = ref_for(os.getpid())

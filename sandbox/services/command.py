@@ -1,70 +1,165 @@
-"""Real programs as services: started in their own process group, tied to the supervisor, logged."""
+"""Real programs as services: rendered, started in their own process group, tied to the
+supervisor, logged, restarted on failure, and stopped as a whole group."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
+import os
 import re
 import shlex
 import signal
+import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.errors import ProfileError, SandboxError
+from sandbox.errors import ExitCode, NotReadyError, SandboxError, TeardownError
 from sandbox.net.sockets import bind_listener
 from sandbox.profile.models import CommandService
-from sandbox.runtime.processes import descendants, preexec_child, terminate_group
+from sandbox.runtime.processes import (
+    descendants,
+    preexec_child,
+    ref_for,
+    signal_ref,
+    terminate_group,
+)
+from sandbox.runtime.state import ProcessRef
 from sandbox.services.context import ServiceContext
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+# `{{port}}` is a literal `{port}`; `${port}` is left to the shell; `{port}` is filled in.
+_TOKEN = re.compile(r"\{(\{[A-Za-z_][A-Za-z0-9_.\-]*\})\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+_ATTRS = ("address", "port", "url", "name")
+BACKOFF_FIRST = 0.2  # seconds before the first restart, doubled for each one after it
+BACKOFF_CAP = 5.0
+TAIL_SHOWN = 10  # lines of output quoted when a program exits before it is ready
+_DRAIN = 0.5  # how long an exit waits for the rest of the output (a grandchild may hold it)
+_LINE_LIMIT = 1 << 20
+_FORCE_POLL = 0.05  # how often a stop in its grace period looks for a force
+RestartHook = Callable[["Program"], None]
 
 
-def render_command(run: str, ctx: ServiceContext) -> list[str]:
-    """Split `run` like a shell would, then fill {address} {port} {url} {services.NAME.url}.
+class CommandConfigError(SandboxError):
+    """A command service's `run`, `env` or `cwd` cannot be used as written."""
 
-    Splitting first means a value can never add or break arguments. Raises ProfileError for
-    an unknown placeholder.
-    """
-    values: dict[str, str] = {"address": ctx.address, "port": str(ctx.port), "url": ctx.url}
-    values["name"] = ctx.name
+    exit_code = ExitCode.INVALID_PROFILE
+
+
+def _values(ctx: ServiceContext) -> dict[str, str]:
+    values = {attr: str(getattr(ctx, attr)) for attr in _ATTRS}
     for peer in ctx.peers.values():
-        for attr in ("address", "port", "url", "name"):
+        for attr in _ATTRS:
             values[f"services.{peer.name}.{attr}"] = str(getattr(peer, attr))
-    try:
-        argv = shlex.split(run)
-    except ValueError as exc:
-        raise ProfileError(
-            f"services.{ctx.name}.run", [f"cannot split the command: {exc}"]
-        ) from None
+    return values
 
-    def fill(found: re.Match[str]) -> str:
-        key = found.group(1)
+
+def fill(text: str, ctx: ServiceContext, where: str) -> str:
+    """`text` with {address} {port} {url} {name} and {services.NAME.ATTR} filled in.
+
+    Raises CommandConfigError (exit 3) naming `where` for an unknown placeholder.
+    """
+    values = _values(ctx)
+
+    def one(found: re.Match[str]) -> str:
+        if found.group(1) is not None:
+            return found.group(1)
+        key = found.group(2)
         if key not in values:
-            known = ", ".join(sorted(k for k in values if not k.startswith("services.")))
-            raise ProfileError(
-                f"services.{ctx.name}.run",
-                [f"unknown placeholder {{{key}}}: use {known}, or {{services.NAME.url}}"],
+            peers = ", ".join(sorted(ctx.peers)) or "none"
+            raise CommandConfigError(
+                f"{where} has an unknown placeholder {{{key}}}: use {{address}}, {{port}}, "
+                f"{{url}}, {{name}} or {{services.NAME.address|port|url}} "
+                f"(services: {peers}).",
+                "Write {{" + key + "}} for a literal {" + key + "}; ${VAR} is left to the shell.",
             )
         return values[key]
 
-    return [_PLACEHOLDER.sub(fill, arg) for arg in argv]
+    return _TOKEN.sub(one, text)
 
 
-@dataclass
+def render_command(run: str, ctx: ServiceContext) -> list[str]:
+    """Split `run` like a shell would, then fill the placeholders of each argument.
+
+    Splitting first means a value can never add or break arguments; for pipes, `&` or
+    `$VAR` write `sh -c '...'`. Raises CommandConfigError for an unknown placeholder, an
+    unclosed quote or an empty command.
+    """
+    where = f"services.{ctx.name}.run"
+    try:
+        argv = shlex.split(run)
+    except ValueError as exc:
+        raise CommandConfigError(
+            f"{where} cannot be split into arguments: {exc}.",
+            "Close every quote; write `sh -c '...'` when you need a shell.",
+        ) from None
+    if not argv:
+        raise CommandConfigError(f"{where} is empty.", "Give the program to run and its arguments.")
+    return [fill(arg, ctx, where) for arg in argv]
+
+
+def render_env(spec: CommandService, ctx: ServiceContext, env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the service's own `env:` values laid over it, placeholders filled in."""
+    out = dict(env)
+    for key, value in spec.env.items():
+        out[key] = fill(value, ctx, f"services.{ctx.name}.env.{key}")
+    return out
+
+
+def check_port_free(ctx: ServiceContext) -> None:
+    """The sandbox cannot hold a program's socket; re-check just before a start.
+
+    Raises BindError (a conflict, exit 4) when the address:port is taken. Leaves nothing open.
+    """
+    bind_listener(ctx.address, ctx.port, service=ctx.name).close()
+
+
+def _how(code: int) -> str:
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
+
+
 class Program:
-    """A running program: its pid (also its process group) and its recent output."""
+    """A supervised program: its current process (a new one after each restart), the tail of
+    its output, and how often it was restarted. Build it with `start_command`."""
 
-    name: str
-    process: asyncio.subprocess.Process
-    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
-    log_pattern: re.Pattern[str] | None = None
-    log_matched: asyncio.Event = field(default_factory=asyncio.Event)
-    stop_signal: int = signal.SIGTERM
-    stop_timeout: float = 5.0
-    forced: Callable[[], bool] = lambda: False
-    _readers: list[asyncio.Task[None]] = field(default_factory=list)
+    def __init__(
+        self,
+        spec: CommandService,
+        ctx: ServiceContext,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+        *,
+        forced: Callable[[], bool] = lambda: False,
+        on_restart: RestartHook | None = None,
+    ) -> None:
+        self.name = ctx.name
+        self.ctx, self.argv, self.env, self.cwd = ctx, argv, env, cwd
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_SHOWN)
+        ready_log = spec.ready.log if spec.ready else None
+        self.log_pattern = re.compile(ready_log) if ready_log else None
+        self.log_matched = asyncio.Event()
+        self.stop_signal = signal.Signals[spec.stop_signal]
+        self.stop_timeout = spec.stop_timeout
+        self.restart, self.max_restarts = spec.restart, spec.max_restarts
+        self.restarts = 0
+        self.start_time: float | None = None  # of the current process, as psutil reports it
+        self.forced, self.on_restart = forced, on_restart
+        self._processes: list[asyncio.subprocess.Process] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._settled = False  # the current process's exit and last output have been taken in
+        self._failure: str | None = None  # why a due restart did not happen
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._restarting = asyncio.Lock()
+
+    @property
+    def process(self) -> asyncio.subprocess.Process:
+        return self._processes[-1]
 
     @property
     def pid(self) -> int:
@@ -74,42 +169,180 @@ class Program:
     def pgid(self) -> int:
         return self.process.pid  # start_new_session: the program leads its own group
 
-    def exited(self) -> str | None:
-        """A sentence if the program has exited (so waiting for readiness is pointless)."""
-        code = self.process.returncode
-        if code is None:
-            return None
-        how = (
-            f"was killed by {signal.Signals(-code).name}"
-            if code < 0
-            else f"exited with code {code}"
+    def _may_restart(self, code: int) -> bool:
+        return (
+            self.restart == "on-failure"
+            and code != 0
+            and self.restarts < self.max_restarts
+            and self._failure is None
+            and not self._closing
         )
+
+    def exited(self) -> str | None:
+        """A sentence once the program has exited for good (so waiting for it is pointless).
+
+        None while it runs, and while a restart is due (`restart: on-failure`).
+        """
+        code = self.process.returncode
+        if self._failure is None and (code is None or not self._settled or self._may_restart(code)):
+            return None
+        how = self._failure or _how(code if code is not None else 0)
+        if self.restarts:
+            how += f" after {self.restarts} restart{'s' if self.restarts > 1 else ''}"
         last = "\n    ".join(self.tail) if self.tail else "(no output)"
         return f"the program {how} before it was ready; its last output:\n    {last}"
 
+    async def _spawn(self) -> None:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+                preexec_fn=preexec_child(signal.SIGKILL),
+                limit=_LINE_LIMIT,
+            )
+        except OSError as exc:
+            raise NotReadyError(
+                f"{self.name}: cannot start {self.argv[0]!r}: {exc.strerror or exc}.",
+                f"Check services.{self.name}.run: the program must exist, be executable and "
+                "be on PATH (or give its path, relative to `cwd`).",
+            ) from None
+        ref = ref_for(process.pid)
+        self.start_time = ref.start_time if ref else None
+        self._processes.append(process)
+        self._settled = False
+        reader = asyncio.create_task(self._pump(process))
+        self._tasks += [reader, asyncio.create_task(self._watch(process, reader))]
+
+    async def _pump(self, process: asyncio.subprocess.Process) -> None:
+        """Copy the output, line by line, to the service's log; watch for `ready.log`."""
+        stream = process.stdout
+        assert stream is not None
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # asyncio dropped a line longer than the limit
+                self.ctx.log(f"[sandbox] a line longer than {_LINE_LIMIT} bytes was skipped")
+                continue
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.tail.append(line)
+            self.ctx.log(line)
+            if self.log_pattern is not None and self.log_pattern.search(line):
+                self.log_matched.set()
+
+    async def _watch(self, process: asyncio.subprocess.Process, reader: asyncio.Task[None]) -> None:
+        """Wait for the exit; restart after a backoff when the policy says so."""
+        code = await process.wait()
+        await asyncio.wait({reader}, timeout=_DRAIN)
+        self._settled = True
+        if self._closing:
+            return
+        self.ctx.log(f"[sandbox] the program {_how(code)}")
+        if not self._may_restart(code):
+            return
+        async with self._restarting:
+            delay = min(BACKOFF_FIRST * 2**self.restarts, BACKOFF_CAP)
+            self.ctx.log(
+                f"[sandbox] restart {self.restarts + 1} of {self.max_restarts} in {delay:g} s"
+            )
+            # The backoff is the behaviour asked for, not a readiness wait; close() cuts it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._closed.wait()
+            if self._closing:
+                return
+            # What the dead program left in its group would hold the port, or linger.
+            await terminate_group(
+                process.pid,
+                sig=self.stop_signal,
+                grace=self.stop_timeout,
+                leader_start=self.start_time,
+                reap=False,
+            )
+            try:
+                check_port_free(self.ctx)
+                await self._spawn()
+            except SandboxError as exc:
+                self._failure = f"{_how(code)} and could not be restarted ({exc.message})"
+                self.ctx.log(f"[sandbox] {self._failure}")
+                return
+            self.restarts += 1
+            if self.on_restart is not None:
+                self.on_restart(self)
+
     async def close(self) -> None:
-        """Stop signal to the whole group, grace, SIGKILL, until the group is empty. Idempotent."""
-        extra = descendants(self.pid)
+        """Stop signal to the whole group (and to descendants that left it), `stop_timeout`
+        of grace (none once `forced()`), SIGKILL, until the group is empty. Idempotent.
+
+        Raises TeardownError naming the pids that survived SIGKILL. Cancels a pending restart.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._closed.set()
+        async with self._restarting:  # a restart under way finishes (or gives up) first
+            pass
+        process = self.process
+        extra = descendants(process.pid)
         grace = 0.0 if self.forced() else self.stop_timeout
-        survivors = await terminate_group(self.pgid, sig=self.stop_signal, grace=grace, extra=extra)
-        with contextlib.suppress(ProcessLookupError):
-            if self.process.returncode is None:
-                self.process.kill()
-        await self.process.wait()
-        for reader in self._readers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(reader, timeout=1.0)
+        stopping = asyncio.create_task(
+            terminate_group(
+                process.pid,
+                sig=self.stop_signal,
+                grace=grace,
+                extra=extra,
+                leader_start=self.start_time,
+                reap=False,  # asyncio's child watcher owns the leader's exit status
+            )
+        )
+        # A force (second Ctrl-C) during the grace cuts it short: SIGKILL now, and
+        # terminate_group sees the group empty at its next poll.
+        try:
+            while not (await asyncio.wait({stopping}, timeout=_FORCE_POLL))[0]:
+                if self.forced():
+                    _kill_now(process.pid, extra)
+                    break
+            survivors = await stopping
+        except asyncio.CancelledError:
+            _kill_now(process.pid, extra)  # a cancelled close must not leave the group behind
+            raise
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), timeout=5.0)
+        await self._finish_tasks()
         if survivors:
             pids = ", ".join(str(p) for p in survivors)
-            raise SandboxError(f"{self.name}: processes {pids} survived SIGKILL.")
+            raise TeardownError(
+                f"{self.name}: process(es) {pids} survived SIGKILL.",
+                "A process in uninterruptible sleep (state D) waits on the kernel; "
+                "see it with `ps -o pid,stat,cmd -p PID`.",
+            )
+
+    async def _finish_tasks(self) -> None:
+        done, pending = await asyncio.wait(self._tasks, timeout=1.0) if self._tasks else ((), ())
+        for task in pending:
+            task.cancel()
+        for task in [*done, *pending]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for proc in self._processes:
+            # An unread pipe keeps the transport open; close it so nothing leaks.
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
 
 
-def check_port_free(ctx: ServiceContext) -> None:
-    """The sandbox cannot hold a program's socket; re-check just before the start.
-
-    Raises BindError (a conflict) when the address:port is taken.
-    """
-    bind_listener(ctx.address, ctx.port, service=ctx.name).close()
+def _kill_now(pgid: int, extra: list[ProcessRef]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    for ref in extra:
+        with contextlib.suppress(SandboxError):
+            signal_ref(ref, signal.SIGKILL)
 
 
 async def start_command(
@@ -118,67 +351,45 @@ async def start_command(
     *,
     env: Mapping[str, str],
     forced: Callable[[], bool] = lambda: False,
+    held: socket.socket | None = None,
+    on_restart: RestartHook | None = None,
 ) -> Program:
     """Start the program in its own session and process group, dying with its parent on Linux.
 
-    Output lines go to `ctx.log`. Raises BindError if the port is taken, SandboxError if the
-    program cannot be started. Leaves a running process owned by the returned Program.
+    `held` is the socket that reserved the service's address:port until now: it is closed
+    right before the start; without it the address:port is checked by binding it. Output
+    lines go to `ctx.log`. `on_restart(program)` is called after each restart, once `pid`,
+    `pgid`, `start_time` and `restarts` are current. Raises CommandConfigError (exit 3) for a
+    bad `run`/`env`/`cwd`, BindError (exit 4) if the port is taken, NotReadyError (exit 5)
+    if the program cannot be started. Leaves a running process owned by the returned Program.
     """
-    if ctx.port:
-        check_port_free(ctx)
     argv = render_command(spec.run, ctx)
-    cwd = _cwd(spec, ctx)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            preexec_fn=preexec_child(signal.SIGKILL),
-        )
-    except OSError as exc:
-        raise SandboxError(
-            f"{ctx.name}: cannot start {argv[0]!r}: {exc.strerror or exc}.",
-            f"Check the `run:` line of {ctx.name}: the program must be installed and on PATH.",
-        ) from None
     program = Program(
-        name=ctx.name,
-        process=process,
-        log_pattern=re.compile(spec.ready.log) if spec.ready and spec.ready.log else None,
-        stop_signal=signal.Signals[spec.stop_signal],
-        stop_timeout=spec.stop_timeout,
+        spec,
+        ctx,
+        argv,
+        render_env(spec, ctx, env),
+        _cwd(spec, ctx),
         forced=forced,
+        on_restart=on_restart,
     )
-    program._readers.append(asyncio.create_task(_pump(program, ctx)))
+    if held is not None:
+        held.close()
+    elif ctx.port:
+        check_port_free(ctx)
+    await program._spawn()
     return program
 
 
 def _cwd(spec: CommandService, ctx: ServiceContext) -> str | None:
+    """`cwd` relative to the profile's folder; without `cwd`, the profile's folder itself."""
+    base = ctx.profile_dir
     if spec.cwd is None:
-        return None
-    base = ctx.profile_dir or Path.cwd()
-    path = (base / spec.cwd).resolve()
+        return str(base) if base is not None else None
+    path = ((base or Path.cwd()) / spec.cwd).resolve()
     if not path.is_dir():
-        raise SandboxError(f"{ctx.name}: the working folder {path} does not exist.")
+        raise CommandConfigError(
+            f"services.{ctx.name}.cwd: the folder {path} does not exist.",
+            "`cwd` is relative to the profile's folder; create the folder or fix the path.",
+        )
     return str(path)
-
-
-async def _pump(program: Program, ctx: ServiceContext) -> None:
-    """Copy the program's output, line by line, to its log; watch for the readiness pattern."""
-    stream = program.process.stdout
-    assert stream is not None
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:  # a line longer than the stream limit: take what there is
-            raw = await stream.read(65536)
-        if not raw:
-            return
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        program.tail.append(line)
-        ctx.log(line)
-        if program.log_pattern is not None and program.log_pattern.search(line):
-            program.log_matched.set()

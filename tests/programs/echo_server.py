@@ -1,9 +1,12 @@
 """A tiny HTTP server for command-service tests: `echo_server.py ADDRESS PORT [options]`.
 
 Binds ADDRESS:PORT (literal loopback, never a name), prints `ready on ADDRESS:PORT` and
-answers: `/env` with its SANDBOX_* variables, pid, process group and cwd as JSON; `/crash`
-by exiting with code 3; anything else with `ok`. Standard library only, so it runs under
-any Python the tests use.
+answers: `/env` with its SANDBOX_* variables, pid, process group, cwd and child pids as
+JSON; `/crash` by exiting with code 3; anything else with `ok`. Options: `--say LINE`
+prints lines first, `--exit CODE` then exits instead of serving, `--fail-first N
+--counter FILE` exits with 1 on the first N starts, `--ignore-term` survives SIGTERM
+(printing that it did). Standard library only; it never looks a name up (unlike
+`python -m http.server`, which reverse-resolves its address).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,8 +24,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("address")
     parser.add_argument("port", type=int)
-    parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
-    parser.add_argument("--grandchild", action="store_true", help="start `sleep 1000` first")
+    parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM (saying so)")
     parser.add_argument("--exit", type=int, default=None, help="print --say, exit with this")
     parser.add_argument("--say", action="append", default=[], help="a line to print first")
     parser.add_argument(
@@ -89,12 +90,16 @@ async def _serve(args: argparse.Namespace) -> None:
         await server.serve_forever()
 
 
+def _ignore(signum: int, frame: object) -> None:
+    print("got SIGTERM, ignoring it", flush=True)
+
+
 def main(argv: list[str]) -> int:
     args = _parse(argv)
     for line in args.say:
         print(line, flush=True)
     if args.exit is not None:
-        return args.exit
+        return int(args.exit)
     if args.fail_first and args.counter is not None:
         starts = len(args.counter.read_text()) if args.counter.exists() else 0
         args.counter.write_text("x" * (starts + 1))
@@ -102,10 +107,7 @@ def main(argv: list[str]) -> int:
             print(f"failing on purpose (start {starts + 1})", flush=True)
             return 1
     if args.ignore_term:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if args.grandchild:
-        # Same process group, not waited for: a leftover unless the whole group is killed.
-        subprocess.Popen(["sleep", "1000"])
+        signal.signal(signal.SIGTERM, _ignore)
     asyncio.run(_serve(args))
     return 0
 
