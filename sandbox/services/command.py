@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import signal
+import sys
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -50,6 +51,7 @@ def _values(ctx: ServiceContext) -> dict[str, str]:
     for peer in ctx.peers.values():
         for attr in _ATTRS:
             values[f"services.{peer.name}.{attr}"] = str(getattr(peer, attr))
+    values["python"] = sys.executable  # the interpreter sandbox runs on, for Python programs
     return values
 
 

@@ -130,6 +130,10 @@ def test_every_peer_attribute_is_a_placeholder() -> None:
     assert render_command(run, ctx_with_peers())[1:] == ["127.0.0.3", "5432", "db", "8000"]
 
 
+def test_python_is_the_interpreter_sandbox_runs_on() -> None:
+    assert render_command("{python} -m app", ctx_with_peers()) == [sys.executable, "-m", "app"]
+
+
 def test_shell_variables_and_doubled_braces_are_left_alone() -> None:
     run = 'sh -c \'echo ${HOME} {{port}} {port} {"a": {"b": 1}}\''
     assert render_command(run, ctx_with_peers()) == [
