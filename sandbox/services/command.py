@@ -10,8 +10,8 @@ import os
 import re
 import shlex
 import signal
-import sys
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
