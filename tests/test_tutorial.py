@@ -46,7 +46,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns import ROOT
-from tests.teach.test_labs import NamespacedCli, private_netns
+from tests.netns_cli import NamespacedCli, private_netns
 
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 _PLACEHOLDERS = {
