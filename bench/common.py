@@ -10,9 +10,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,12 @@ REFERENCE = {
 }
 
 
+def ref(key: str) -> dict[str, Any]:
+    """The reference of `key` as Row keyword arguments."""
+    value, label = REFERENCE[key]
+    return {"ref": value, "ref_label": label}
+
+
 @dataclass
 class Row:
     """One line of the results table: a measured quantity and what it is compared with."""
@@ -43,12 +50,38 @@ class Row:
     ref: float | None = None
     ref_label: str = ""
     higher_is_better: bool = False
+    control: str | None = None  # the key of the row measuring the same thing bare, here
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
         return statistics.median(self.values)
+
+
+def use_bytecode_cache() -> str:
+    """Let every child cache its bytecode, in a folder of ours; says what was done.
+
+    Users' interpreters write .pyc files; an environment with PYTHONDONTWRITEBYTECODE=1
+    would make every child compile the package from source, a cost users never pay. The
+    cache goes under the temp dir (PYTHONPYCACHEPREFIX), so nothing is written in the repo.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return "the interpreter's own (.pyc next to the sources)"
+    prefix = Path(tempfile.gettempdir()) / f"sandbox-bench-pycache-{os.getuid()}"
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    return f"PYTHONPYCACHEPREFIX={prefix} (the environment had PYTHONDONTWRITEBYTECODE=1)"
+
+
+def warm_bytecode() -> None:
+    """Import everything the children import once, so no measured run compiles anything."""
+    modules = (
+        "sandbox.api, sandbox.cli, sandbox.lifecycle, sandbox.profile.loader, "
+        "sandbox.services.http, sandbox.services.tcp, sandbox.runtime.supervisor, "
+        "aiohttp.web, jinja2.sandbox, psutil, yaml, typer"
+    )
+    subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, cwd=REPO_DIR)
+    subprocess.run([*sandbox_cmd(), "--help"], check=True, capture_output=True)
 
 
 def sandbox_cmd() -> list[str]:
