@@ -7,16 +7,18 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ExitCode, SandboxError, UsageError
 from sandbox.output import Printer
-from sandbox.plan import OnConflict
-from sandbox.profile.models import Profile
 from sandbox.runtime.events import Event, LogLine, Notice, ServiceNotReady, ServiceReady
 from sandbox.runtime.state import StateDir, list_sandboxes
 from sandbox.runtime.status import sandbox_status
 from sandbox.runtime.teardown import DownReport, down
+
+if TYPE_CHECKING:  # only annotations: `status` and `down` need not import pydantic
+    from sandbox.plan import OnConflict
+    from sandbox.profile.models import Profile
 
 
 def up_detached(

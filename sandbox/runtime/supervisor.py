@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from sandbox.errors import ExitCode, SandboxError
-from sandbox.runtime.events import Event, LogLine, Notice, ServiceReady, ServiceStopped
+from sandbox.runtime.events import Event, Notice, ServiceReady, ServiceStopped
 
 
 def spawn(
@@ -102,10 +102,10 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def _log_event(event: Event) -> None:
+    # Service output already goes to each service's own log; writing every line here too
+    # cost about a fifth of a stub's throughput (bench/RESULTS.md).
     stamp = time.strftime("%H:%M:%S")
-    if isinstance(event, LogLine):
-        print(f"{stamp} {event.service} | {event.text}", flush=True)
-    elif isinstance(event, ServiceReady):
+    if isinstance(event, ServiceReady):
         print(f"{stamp} ready: {event.service} at {event.url}", flush=True)
     elif isinstance(event, ServiceStopped):
         print(f"{stamp} stopped: {event.service}", flush=True)
