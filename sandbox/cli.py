@@ -215,6 +215,7 @@ def plan(
     """
     from sandbox.net.table import read_bindv6only, read_table
     from sandbox.plan import make_plan
+    from sandbox.runtime.status import recorded_pids
 
     loaded = _load(profile)
     result = make_plan(
@@ -222,7 +223,7 @@ def plan(
         read_table(),
         on_conflict=_on_conflict(on_conflict),
         default_v6only=read_bindv6only(),
-        ours=_our_supervisors(),
+        ours=recorded_pids(_state_root()),
     )
     out = printer()
     if json_:
@@ -244,21 +245,6 @@ def plan(
             out.ok("no conflicts: every address:port is free")
     if result.conflicts:
         raise typer.Exit(int(ExitCode.CONFLICT))
-
-
-def _our_supervisors() -> dict[int, str]:
-    """Supervisor pids of recorded sandboxes, so a conflict with one of ours says so."""
-    from sandbox.runtime.state import list_sandboxes
-
-    ours: dict[int, str] = {}
-    for state in list_sandboxes(_state_root()):
-        try:
-            record = state.read()
-        except SandboxError:
-            continue
-        if record is not None and record.supervisor is not None:
-            ours[record.supervisor.pid] = record.name
-    return ours
 
 
 @app.command()

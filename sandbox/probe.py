@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sandbox.errors import UsageError
+from sandbox.net.addresses import format_hostport
 
 BODY_LIMIT = 64 * 1024  # the most a probe reads of a body, a header block or a send/expect reply
 EXCERPT_CHARS = 200
@@ -81,11 +82,6 @@ class ResolveError(UsageError, ValueError):
         self.state = state
 
 
-def _hostport(address: str, port: int | str) -> str:
-    """`127.0.0.5:8080` or `[::1]:8080`: an IPv6 address needs brackets before its port."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def _seconds(value: float) -> str:
     return f"{value:.1f}" if round(value, 1) == value else f"{value:g}"
 
@@ -135,7 +131,7 @@ def _classify(
     exc: BaseException, address: str | None, port: int | None, timeout: float
 ) -> tuple[ProbeState, str]:
     """Map a failed connect (or lookup) to a state and one plain sentence."""
-    where = _hostport(address, port) if address and port else (address or "the target")
+    where = format_hostport(address, port) if address and port else (address or "the target")
     if isinstance(exc, TimeoutError):
         return ProbeState.TIMEOUT, (
             f"no answer within {_seconds(timeout)} s: {where} did not accept the connection "
@@ -205,7 +201,7 @@ async def probe_tcp(
     Leaves no connection open.
     """
     family = _check(address, port, timeout)
-    name = target or _hostport(address, port)
+    name = target or format_hostport(address, port)
     start = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
@@ -214,7 +210,7 @@ async def probe_tcp(
         return _failed(exc, name, address, port, timeout)
     latency = _ms(start)
     sock.close()
-    detail = f"connected to {_hostport(address, port)} in {latency:.2f} ms"
+    detail = f"connected to {format_hostport(address, port)} in {latency:.2f} ms"
     return ProbeResult(name, address, port, ProbeState.OPEN, latency, detail=detail)
 
 
@@ -320,7 +316,7 @@ async def probe_http(
     Leaves no connection open (it is aborted once the probe has what it needs).
     """
     family = _check(address, port, timeout)
-    where = _hostport(address, port)
+    where = format_hostport(address, port)
     request = _request(method, path, scheme_host or where)
     name = target or f"http://{where}{path}"
     start = time.perf_counter()
@@ -404,7 +400,7 @@ async def probe_send_expect(
     Raises ValueError for a bad address, port or timeout. Leaves no connection open.
     """
     family = _check(address, port, timeout)
-    where, name = _hostport(address, port), target or _hostport(address, port)
+    where, name = format_hostport(address, port), target or format_hostport(address, port)
     start = time.perf_counter()
     writer: asyncio.StreamWriter | None = None
     buf, sent = bytearray(), ""

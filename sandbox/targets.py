@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sandbox.errors import UsageError
+from sandbox.net.addresses import format_hostport
 from sandbox.probe import resolve
 
 _LOOPBACK_ONLY = (
@@ -18,10 +19,6 @@ _LOOPBACK_HINT = "probe a loopback address: 127.x.y.z:PORT, [::1]:PORT or localh
 _FORMS = "write HOST:PORT, [::1]:PORT or http://HOST:PORT/PATH"
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
-
-
-def _hostport(host: str, port: int | str) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class TargetError(UsageError, ValueError):
@@ -47,7 +44,7 @@ class Target:
         """`host:port` with IPv6 in brackets (an HTTP Host header); None for a name."""
         if self.host is None or self.port is None:
             return None
-        return _hostport(self.host, self.port)
+        return format_hostport(self.host, self.port)
 
 
 def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -84,7 +81,7 @@ def _port(text: str, spec: str, host: str, default: int | None) -> int:
     if not text:
         if default is not None:
             return default
-        raise TargetError(f"{spec} has no port: write {_hostport(host, 'PORT')}.")
+        raise TargetError(f"{spec} has no port: write {format_hostport(host, 'PORT')}.")
     if not (text.isascii() and text.isdigit()):
         raise TargetError(f"{spec}: the port {text!r} is not a number.")
     if not 1 <= int(text) <= 65535:
@@ -159,7 +156,7 @@ def parse_target(text: str) -> Target:
         host, port = _host_port(spec, None)
         return Target(text, "hostport", host, port)
     if is_literal(spec):
-        raise TargetError(f"{spec} has no port: write {_hostport(spec, 'PORT')}.")
+        raise TargetError(f"{spec} has no port: write {format_hostport(spec, 'PORT')}.")
     return Target(text, "name", None, None)
 
 

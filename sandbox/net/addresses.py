@@ -137,7 +137,7 @@ def format_address(addr: IPAddress) -> str:
     return str(addr)
 
 
-def format_hostport(addr: IPAddress | str, port: int) -> str:
+def format_hostport(addr: IPAddress | str, port: int | str) -> str:
     """`127.0.0.2:8080`, `[::1]:8080` or `localhost:8080`: IPv6 literals always in brackets."""
     host = addr if isinstance(addr, str) else format_address(addr)
     if ":" in host and not host.startswith("["):

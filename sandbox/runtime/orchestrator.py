@@ -34,7 +34,8 @@ from sandbox.runtime.events import (
     ignore,
 )
 from sandbox.runtime.processes import ref_for
-from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir, list_sandboxes
+from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
+from sandbox.runtime.status import recorded_pids
 from sandbox.services.context import Peer, ServiceContext
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ class Sandbox:
             self._table_reader(),
             on_conflict=self.on_conflict,
             default_v6only=read_bindv6only(),
-            ours=self._other_sandboxes(),
+            ours=recorded_pids(self._state.root, skip=self.name) if self._state else None,
         )
         self.plan = plan
         if plan.conflicts:
@@ -211,20 +212,6 @@ class Sandbox:
                 "--on-conflict next-address or next-port moves around them.",
             )
         return plan
-
-    def _other_sandboxes(self) -> dict[int, str]:
-        """Supervisor pids of the other recorded sandboxes, so a conflict names one of ours."""
-        if self._state is None:
-            return {}
-        ours: dict[int, str] = {}
-        for other in list_sandboxes(self._state.root):
-            try:
-                record = other.read()
-            except SandboxError:
-                continue
-            if record is not None and record.supervisor is not None and record.name != self.name:
-                ours[record.supervisor.pid] = record.name
-        return ours
 
     def _bind(self, plan: Plan) -> dict[str, socket.socket]:
         # Command services too: their socket reserves the address:port (and picks the port

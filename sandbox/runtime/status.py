@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from sandbox.errors import SandboxError
 from sandbox.probe import ProbeResult, probe_all, probe_tcp
 from sandbox.runtime.processes import is_alive
-from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
+from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir, list_sandboxes
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,26 @@ async def status_of(record: SandboxRecord, *, timeout: float = 1.0) -> SandboxSt
     )
     services = tuple(ServiceStatus(s, r) for s, r in zip(record.services, results, strict=True))
     return SandboxStatus(record=record, alive=alive, services=services)
+
+
+def recorded_pids(root: Path, *, programs: bool = False, skip: str | None = None) -> dict[int, str]:
+    """Live pids of recorded sandboxes -> the sandbox's name, so a conflict can say "ours".
+
+    Supervisors always; with `programs`, their command services too. A pid counts only while
+    its start time matches the record (pids are reused). `skip` leaves one sandbox out.
+    """
+    found: dict[int, str] = {}
+    for state in list_sandboxes(root):
+        try:
+            record = state.read()
+        except SandboxError:
+            continue
+        if record is None or record.name == skip:
+            continue
+        refs = [record.supervisor]
+        if programs:
+            refs.extend(s.process for s in record.services)
+        for ref in refs:
+            if ref is not None and is_alive(ref):
+                found[ref.pid] = record.name
+    return found

@@ -68,8 +68,3 @@ class StubServer(Protocol):
     async def close(self) -> None:
         """Stop serving and close every connection, hanging ones included; idempotent."""
         ...
-
-
-def format_peer(host: str, port: int) -> str:
-    """`127.0.0.1:5000` or `[::1]:5000`: an address and port as people and URLs write them."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

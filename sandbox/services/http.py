@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.net.addresses import format_hostport
 from sandbox.profile.models import HttpService, Route
-from sandbox.services.context import RequestRecord, ServiceContext, format_peer
+from sandbox.services.context import RequestRecord, ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
 from sandbox.services.http_proxy import forward, session_context
@@ -55,7 +56,7 @@ class _Outcome:
         self.wall, self.started = time.time(), time.monotonic()
         transport = request.transport
         peername = transport.get_extra_info("peername") if transport is not None else None
-        self.peer = format_peer(*peername[:2]) if peername else ""
+        self.peer = format_hostport(*peername[:2]) if peername else ""
         self.status: int | None = None
         self.fault: str | None = None
         self.bytes_in = self.bytes_out = 0

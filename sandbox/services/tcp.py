@@ -11,8 +11,9 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sandbox.net.addresses import format_hostport
 from sandbox.profile.models import Fault, TcpService
-from sandbox.services.context import RequestRecord, ServiceContext, format_peer
+from sandbox.services.context import RequestRecord, ServiceContext
 from sandbox.services.faults import inflict
 
 READ_SIZE = 64 * 1024
@@ -158,7 +159,7 @@ class TcpStub:
             return
         self._connections[task] = writer
         peername = writer.get_extra_info("peername")
-        conn = _Conn(format_peer(*peername[:2]) if peername else "?", self)
+        conn = _Conn(format_hostport(*peername[:2]) if peername else "?", self)
         self.log(f"{conn.peer} connected")
         try:
             await self._converse(reader, writer, conn)
@@ -238,5 +239,5 @@ async def serve_tcp(spec: TcpService, sock: socket.socket, ctx: ServiceContext) 
     """
     stub = TcpStub(spec, ctx)
     await stub.start(sock)
-    ctx.log(f"{ctx.name}: tcp stub serving on {format_peer(ctx.address, ctx.port)}")
+    ctx.log(f"{ctx.name}: tcp stub serving on {format_hostport(ctx.address, ctx.port)}")
     return stub

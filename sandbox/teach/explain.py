@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sandbox.errors import BindError, ProfileNotFound, SandboxError, UsageError
+from sandbox.errors import BindError, ProfileNotFound, UsageError
 from sandbox.inspect import neighbours
 from sandbox.net.addresses import IPAddress, format_hostport, is_loopback, pool_addresses
 from sandbox.net.conflicts import Blocker, blockers, next_free_port
@@ -245,23 +245,9 @@ def _profile_endpoints(text: str) -> list[_Endpoint]:
 
 def _ours(state_root: Path | None) -> dict[int, str]:
     """Live pids (supervisors and programs) of recorded sandboxes -> the sandbox's name."""
-    if state_root is None:
-        return {}
-    from sandbox.runtime.processes import is_alive
-    from sandbox.runtime.state import list_sandboxes
+    from sandbox.runtime.status import recorded_pids
 
-    ours: dict[int, str] = {}
-    for state in list_sandboxes(state_root):
-        try:
-            record = state.read()
-        except SandboxError:
-            continue
-        if record is None:
-            continue
-        for ref in [record.supervisor, *(s.process for s in record.services)]:
-            if ref is not None and is_alive(ref):  # a recorded pid may be someone else's by now
-                ours[ref.pid] = record.name
-    return ours
+    return recorded_pids(state_root, programs=True) if state_root is not None else {}
 
 
 def _try_bind(address: IPAddress, port: int) -> BindAttempt:
