@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import select
 import subprocess
 import sys
@@ -20,32 +19,28 @@ from typing import Any
 import pytest
 
 from sandbox.net.addresses import format_hostport
-from tests.e2e.conftest import _kill_recorded
+from tests.e2e.conftest import Cli, _kill_recorded
 from tests.netns import ROOT
 
 _NS_READY_TIMEOUT = 10.0
 
 
 @dataclass
-class NamespacedCli:
+class NamespacedCli(Cli):
     """Runs `python -m sandbox ...` (and Python snippets) inside one private network namespace.
 
     The namespace is kept alive by a `cat` reading a pipe; closing the pipe ends it.
     """
 
-    keeper: subprocess.Popen[bytes]
-    state: Path
-    cwd: Path
+    keeper: subprocess.Popen[bytes] | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
-        env["SANDBOX_STATE_DIR"] = str(self.state)
-        env["NO_COLOR"] = "1"
-        env["PYTHONPATH"] = str(ROOT)  # the cwd is elsewhere; `tests.*` stays importable
-        return env
+        # The cwd is elsewhere: keep `tests.*` importable for snippets run in the namespace.
+        return {**super().env, "PYTHONPATH": str(ROOT)}
 
     def argv(self, *args: str) -> list[str]:
+        assert self.keeper is not None
         return ["nsenter", f"--net=/proc/{self.keeper.pid}/ns/net", "--", *args]
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -62,11 +57,6 @@ class NamespacedCli:
 
     def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.run(sys.executable, "-m", "sandbox", *args, timeout=timeout)
-
-    def json(self, *args: str) -> Any:
-        done = self(*args, "--json")
-        assert done.stdout, done.stderr
-        return json.loads(done.stdout)
 
     def python(self, code: str) -> Any:
         """Run `code` in the namespace; return the JSON it printed last."""
@@ -102,7 +92,7 @@ def private_netns(tmp_path: Path) -> Iterator[NamespacedCli]:
             pytest.fail(f"the namespace did not come up: {line!r}")
         cwd = tmp_path / "work"
         cwd.mkdir(exist_ok=True)
-        cli = NamespacedCli(keeper, tmp_path / "state", cwd)
+        cli = NamespacedCli(state=tmp_path / "state", cwd=cwd, keeper=keeper)
         try:
             yield cli
         finally:
