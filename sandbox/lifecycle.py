@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ExitCode, SandboxError, UsageError
 from sandbox.output import Printer
-from sandbox.runtime.events import Event, LogLine, Notice, ServiceNotReady, ServiceReady
+from sandbox.runtime.events import Event, LogLine, ServiceNotReady, ServiceReady
 from sandbox.runtime.state import StateDir, list_sandboxes
 from sandbox.runtime.status import sandbox_status
 from sandbox.runtime.teardown import DownReport, down
@@ -85,8 +85,6 @@ async def _foreground(
             out.note(f"ready: {event.service} at {event.url} ({event.seconds * 1000:.0f} ms)")
         elif isinstance(event, ServiceNotReady):
             out.warn(f"{event.service}: {event.result.detail}")
-        elif isinstance(event, Notice):
-            out.note(event.text)
 
     sandbox = Sandbox(
         profile,

@@ -44,13 +44,6 @@ class ServiceStopped(Event):
     service: str
 
 
-@dataclass(frozen=True)
-class Notice(Event):
-    """A one-line progress note ("stopping web-db-api", "waiting for api")."""
-
-    text: str
-
-
 Emit = Callable[[Event], None]
 
 

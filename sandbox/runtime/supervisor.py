@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from sandbox.errors import ExitCode, SandboxError
-from sandbox.runtime.events import Event, Notice, ServiceReady, ServiceStopped
+from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
 
 
 def spawn(
@@ -109,8 +109,6 @@ def _log_event(event: Event) -> None:
         print(f"{stamp} ready: {event.service} at {event.url}", flush=True)
     elif isinstance(event, ServiceStopped):
         print(f"{stamp} stopped: {event.service}", flush=True)
-    elif isinstance(event, Notice):
-        print(f"{stamp} {event.text}", flush=True)
 
 
 async def _supervise(args: argparse.Namespace) -> int:
