@@ -1,0 +1,1 @@
+"""Exporters: each turns a profile into files a container engine runs."""
