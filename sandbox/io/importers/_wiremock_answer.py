@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sandbox.io.importers._paths import escape_template
 from sandbox.io.importers._source import Budget, file_kind
 from sandbox.io.importers._where import Where
-from sandbox.io.importers._wiremock_request import PathInfo, escape_template
+from sandbox.io.importers._wiremock_request import PathInfo
 from sandbox.io.importers._wiremock_templates import translate
 
 FAULTS = {

@@ -8,8 +8,9 @@ import re
 from typing import Any
 
 from sandbox.io.importers import _regex as rx
+from sandbox.io.importers._paths import add_condition as add
 from sandbox.io.importers._where import Where
-from sandbox.io.importers._wiremock_request import add, top_key, value_regex
+from sandbox.io.importers._wiremock_request import top_key, value_regex
 
 _PRESENT = r"^(?!(?:null|\{\}|\[\])\Z)"  # JSONPath presence: not null, not empty
 _NUMBER = r"^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\Z"

@@ -9,9 +9,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from sandbox.io.importers import _regex as rx
+from sandbox.io.importers._paths import check_path, escape_template, literal_path, regex_path
 from sandbox.io.importers._where import Where
-from sandbox.services.http_routes import compile_path
-from sandbox.services.templates import StubConfigError
 
 _PLACEHOLDER = re.compile(r"^\{([_a-zA-Z][_a-zA-Z0-9]*)\}$")
 _TOP_KEY = re.compile(r"^\$(?:\.([_a-zA-Z][_a-zA-Z0-9-]*)|\[['\"]([^'\"]+)['\"]\])$")
@@ -34,11 +33,6 @@ class PathInfo:
     names: set[str] = field(default_factory=set)  # path template variables
 
 
-def escape_template(text: str) -> str:
-    """Text that Jinja renders as itself: `{{`, `{%` and `{#` are written as expressions."""
-    return re.sub(r"\{([{%#])", lambda m: "{{ '{" + m.group(1) + "' }}", text)
-
-
 def _decoded(path: str) -> str:
     # the stub matches decoded paths (an encoded slash stays encoded, as aiohttp does)
     return unquote(path.replace("%2F", "%252F").replace("%2f", "%252F"))
@@ -46,33 +40,6 @@ def _decoded(path: str) -> str:
 
 def _segments(path: str) -> PathInfo:
     return PathInfo([escape_template(s) for s in path.split("/")[1:]])
-
-
-def _literal(path: str) -> str:
-    if "{" not in path and "}" not in path:
-        return path
-    inner = re.escape(path[1:]).replace("\\{", "\\x7b").replace("\\}", "\\x7d")
-    inner = inner.replace("{", "\\x7b").replace("}", "\\x7d")
-    return "/{wm:" + inner + "}"
-
-
-def _regex_path(pattern: str) -> str:
-    """A route path whose parameter `wm` makes the whole path fullmatch `pattern`."""
-    inner = rx.from_java(pattern).replace("\\{", "\\x7b").replace("\\}", "\\x7d")
-    if inner.startswith("^"):
-        inner = inner[1:]
-    simple = "|" not in inner and inner[1:2] not in ("?", "*", "+", "{")
-    # Otherwise the route's own leading `/` comes first: look back past it to match the whole.
-    whole = f"(?<=(?=(?:{inner})\\Z)/).*"
-    inner = inner[1:] if simple and inner.startswith("/") else whole
-    return "/{wm:" + inner + "}"
-
-
-def _check_path(path: str) -> None:
-    try:
-        compile_path(path, "path")
-    except StubConfigError as exc:
-        raise ValueError(exc.message) from None
 
 
 def route_path(req: dict[str, Any], where: Where) -> tuple[str, PathInfo, dict[str, str]] | None:
@@ -97,17 +64,17 @@ def route_path(req: dict[str, Any], where: Where) -> tuple[str, PathInfo, dict[s
                     "ignores the query string"
                 )
             path = _decoded(path)
-            return _literal(path), _segments(path), query
+            return literal_path(path), _segments(path), query
         if "urlPath" in req:
             path = _decoded(str(req["urlPath"]))
             if not path.startswith("/"):
                 raise ValueError(f"urlPath {path!r} does not start with /")
-            return _literal(path), _segments(path), query
+            return literal_path(path), _segments(path), query
         if "urlPathTemplate" in req:
             return _template_path(req, where)
         if "urlPathPattern" in req:
-            path = _regex_path(str(req["urlPathPattern"]))
-            _check_path(path)
+            path = regex_path(str(req["urlPathPattern"]))
+            check_path(path)
             return path, PathInfo(None), query
         if "urlPattern" in req:
             pattern = str(req["urlPattern"])
@@ -123,8 +90,8 @@ def route_path(req: dict[str, Any], where: Where) -> tuple[str, PathInfo, dict[s
                     "urlPattern matches the path and query string together; the route "
                     "matches the path only, so a request with a query string matches too"
                 )
-            path = _regex_path(pattern)
-            _check_path(path)
+            path = regex_path(pattern)
+            check_path(path)
             return path, PathInfo(None), query
     except ValueError as exc:
         where.drop(f"the mapping is left out: {exc}")
@@ -154,7 +121,7 @@ def _template_path(req: dict[str, Any], where: Where) -> tuple[str, PathInfo, di
         )
         parts.append(f"{{{name}:{wanted}}}" if wanted else f"{{{name}}}")
     path = "/" + "/".join(parts)
-    _check_path(path)
+    check_path(path)
     return path, PathInfo(segments, names), {}
 
 
@@ -207,12 +174,6 @@ def value_regex(spec: Any, where: Where) -> str | None:
     else:
         where.at(op).drop(f"the {op} matcher has no counterpart; the condition is left out")
     return None
-
-
-def add(conditions: dict[str, str], name: str, pattern: str, *, fold: bool = False) -> None:
-    """Add a condition; a second one on the same name must hold as well."""
-    key = next((k for k in conditions if k.lower() == name.lower()), name) if fold else name
-    conditions[key] = rx.both(conditions[key], pattern) if key in conditions else pattern
 
 
 def top_key(expression: str) -> str | None:

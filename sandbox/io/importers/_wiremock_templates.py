@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from sandbox.io.importers._paths import escape_template
 from sandbox.io.importers._where import Where
-from sandbox.io.importers._wiremock_request import PathInfo, escape_template
+from sandbox.io.importers._wiremock_request import PathInfo
 
 _EXPR = re.compile(r"\{\{\{?(.*?)\}?\}\}", re.S)
 _SEGMENT = re.compile(r"^request\.(?:path|pathSegments)\.\[?(\d+)\]?$")
