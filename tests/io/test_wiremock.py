@@ -196,3 +196,27 @@ def test_imported_mappings_answer_over_loopback(tmp_path: Path, spare_loopback: 
             sock.sendall(b"GET /broken HTTP/1.1\r\nHost: x\r\n\r\n")
             with pytest.raises(ConnectionResetError):
                 _drain(sock)
+
+
+def test_values_the_profile_cannot_hold_are_reported_not_written(tmp_path: Path) -> None:
+    source = tmp_path / "odd.json"
+    source.write_text(
+        json.dumps(
+            {
+                "mappings": [
+                    {"request": {"method": "GET POST", "urlPath": "/a"}, "response": {}},
+                    {"request": {"urlPath": "/b"}, "response": {"status": 999}},
+                    {"request": {"urlPathPattern": "/c/(?<id>\\p{Alpha}+)"}, "response": {}},
+                ]
+            }
+        )
+    )
+    result = import_wiremock(source)
+    check = result.profile["services"]["wiremock"]["routes"]
+    assert [r["path"] for r in check] == ["/b"]
+    assert "status" not in check[0].get("response", {})
+    assert losses(result) == {
+        ("odd.json#/mappings/0/request/method", "dropped"),
+        ("odd.json#/mappings/1/response/status", "dropped"),
+        ("odd.json#/mappings/2/request", "dropped"),
+    }

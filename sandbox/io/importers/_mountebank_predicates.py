@@ -119,7 +119,12 @@ def _field(
             if regex is not None:
                 out.append(Cond(field, str(key), regex))
         return out
-    if name == "method" and (op != "equals" or not isinstance(value, str) or strip):
+    if name == "method" and (
+        op != "equals"
+        or not isinstance(value, str)
+        or strip
+        or not (value.isascii() and value.isalpha())
+    ):
         where.drop("only `equals` on the method can be expressed; the condition is left out")
         return []
     regex = _value(op, value, where, ctx, ignore_case, strip)

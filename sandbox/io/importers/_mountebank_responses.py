@@ -103,11 +103,10 @@ def http_response(answer: Answer, copies: dict[str, bytes], tag: str) -> dict[st
     fields, where = answer.fields, answer.where
     out: dict[str, Any] = {}
     status = fields.get("statusCode", 200)
-    try:
-        status = int(status)
-    except (TypeError, ValueError):
-        where.at("statusCode").drop(f"status {status!r} is not a number; 200 is used")
+    if not str(status).isdigit() or not 100 <= int(status) <= 599:
+        where.at("statusCode").drop(f"status {status!r} is not 100..599; 200 is sent")
         status = 200
+    status = int(status)
     if status != 200:
         out["status"] = status
     headers = {}

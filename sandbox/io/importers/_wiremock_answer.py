@@ -68,6 +68,10 @@ def build_answer(
 
     out: dict[str, Any] = {}
     status = resp.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int | str) or not _status(status):
+        where.at("status").drop(f"status {status!r} is not 100..599; 200 is sent")
+        status = 200
+    status = int(status)
     if status != 200:
         out["status"] = status
     headers = _headers(resp.get("headers") or {}, where.at("headers"), text)
@@ -78,6 +82,10 @@ def build_answer(
     if delay:
         out["delay"] = delay
     return {"response": out}
+
+
+def _status(value: int | str) -> bool:
+    return str(value).isdigit() and 100 <= int(value) <= 599
 
 
 def _fault(resp: dict[str, Any], where: Where) -> dict[str, Any] | None:

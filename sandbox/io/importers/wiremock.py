@@ -110,6 +110,9 @@ def _convert(entry: Any, where: Where, order: int, sources: Sources) -> Mapped |
     path, info, query = found
     route: dict[str, Any] = {}
     method = str(req.get("method", "ANY")).upper()
+    if not method.isalpha() or not method.isascii():
+        where.at("request", "method").drop(f"{method!r} is not an HTTP method; left out")
+        return None
     if method != "ANY":
         route["method"] = method
     route["path"] = path
