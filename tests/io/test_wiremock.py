@@ -220,3 +220,25 @@ def test_values_the_profile_cannot_hold_are_reported_not_written(tmp_path: Path)
         ("odd.json#/mappings/1/response/status", "dropped"),
         ("odd.json#/mappings/2/request", "dropped"),
     }
+
+
+def test_a_scenario_that_stays_in_its_last_state_is_approximated(tmp_path: Path) -> None:
+    step = {"request": {"method": "GET", "urlPath": "/job"}, "scenarioName": "job"}
+    source = tmp_path / "job.json"
+    source.write_text(
+        json.dumps(
+            {
+                "mappings": [
+                    {**step, "requiredScenarioState": "Started", "newScenarioState": "running",
+                     "response": {"body": "queued"}},
+                    {**step, "requiredScenarioState": "running", "newScenarioState": "done",
+                     "response": {"body": "running"}},
+                    {**step, "requiredScenarioState": "done", "response": {"body": "done"}},
+                ]
+            }
+        )
+    )  # fmt: skip
+    result = import_wiremock(source)
+    (route,) = result.profile["services"]["wiremock"]["routes"]
+    assert [a["body"] for a in route["responses"]] == ["queued", "running", "done"]
+    assert losses(result) == {("job.json#/mappings/0/scenarioName", "approximated")}
