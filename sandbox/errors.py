@@ -86,3 +86,7 @@ class TeardownError(SandboxError):
 
 class StateError(SandboxError):
     """The state directory or a state record is unusable."""
+
+
+class SourceError(UsageError):
+    """A file given to `import` or `export` cannot be read as its format; names file and place."""
