@@ -90,3 +90,9 @@ class StateError(SandboxError):
 
 class SourceError(UsageError):
     """A file given to `import` or `export` cannot be read as its format; names file and place."""
+
+
+class StrictError(SandboxError):
+    """`--strict` and an import or export lost something: every loss is named, nothing written."""
+
+    exit_code = ExitCode.INVALID_PROFILE

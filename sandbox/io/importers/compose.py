@@ -16,6 +16,7 @@ from sandbox.io.importers.compose_health import compose_seconds, readiness, seco
 from sandbox.io.importers.compose_interpolate import Interpolator, parse_env_file
 from sandbox.io.importers.compose_ports import PortMapping, parse_expose, parse_port
 from sandbox.io.importers.compose_refs import escape_braces, rewrite_hosts, rewrite_own
+from sandbox.io.importers.compose_sandbox import exported_stub
 from sandbox.io.report import ImportResult
 
 # Keys of a compose service that this importer reads; every other key is reported dropped.
@@ -224,6 +225,9 @@ class _Importer:
                     break
 
     def _service(self, cname: str, pname: str, spec: dict[str, Any]) -> dict[str, Any]:
+        found = exported_stub(self.source.parent, spec)
+        if found is not None:
+            return self._stub(cname, pname, spec, *found)
         for key in spec:
             if key not in _READ:
                 self.result.drop(
@@ -245,6 +249,23 @@ class _Importer:
             out["env"] = env
         out["run"] = self._run(cname, pname, spec)
         self._lifecycle(cname, spec, out)
+        return out
+
+    def _stub(
+        self, cname: str, pname: str, spec: dict[str, Any], stub: dict[str, Any], path: Path
+    ) -> dict[str, Any]:
+        """A service `sandbox export` wrote: the stub it runs comes back as it was exported."""
+        self.result.approximate(
+            self.at("services", cname),
+            f"`{cname}` runs the sandbox stub of {path}: imported as that {stub['kind']} stub "
+            "(names in its templates stay as the export wrote them)",
+        )
+        out = {"kind": stub["kind"]}
+        out.update((k, v) for k, v in stub.items() if k not in ("port", "depends_on", "address"))
+        out["port"] = self._port(cname, pname)
+        deps = self._depends_on(cname, spec.get("depends_on"))
+        if deps:
+            out["depends_on"] = deps
         return out
 
     def _port(self, cname: str, pname: str) -> int | str:

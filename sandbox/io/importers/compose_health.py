@@ -85,6 +85,8 @@ def readiness(check: Mapping[str, Any]) -> Readiness:
     argv, how = parsed
     words = _words(argv, how)
     timeout = seconds_text(deadline(check))
+    if words[:2] == ["sandbox", "probe"] and len(words) == 3:
+        return _sandbox_probe(words[2], timeout)
     if url := _local_url(words):
         path = urlsplit(url).path or "/"
         query = urlsplit(url).query
@@ -102,6 +104,18 @@ def readiness(check: Mapping[str, Any]) -> Readiness:
             "(a protocol-level check is not kept)",
         )
     return _command_readiness(argv, timeout)
+
+
+def _sandbox_probe(target: str, timeout: str) -> Readiness:
+    """What `sandbox export` writes: `sandbox probe http://127.0.0.1:P/PATH` or `127.0.0.1:P`."""
+    if target.startswith("http://"):
+        parts = urlsplit(target)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return Readiness(
+            {"http": path, "timeout": timeout},
+            "`sandbox probe` accepts any status; the profile's http check expects 200",
+        )
+    return Readiness({"tcp": True, "timeout": timeout}, None, exact=True)
 
 
 def _command_readiness(argv: list[str], timeout: str) -> Readiness:
