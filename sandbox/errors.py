@@ -96,3 +96,7 @@ class StrictError(SandboxError):
     """`--strict` and an import or export lost something: every loss is named, nothing written."""
 
     exit_code = ExitCode.INVALID_PROFILE
+
+
+class ContainerModeError(UsageError):
+    """`--container-listen` outside a container: it would listen beyond loopback."""
