@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,12 @@ from typing import Any
 import yaml
 
 from sandbox.errors import SourceError
+from sandbox.io.importers.compose_context import ComposeContext
+from sandbox.io.importers.compose_env import environment
 from sandbox.io.importers.compose_health import compose_seconds, readiness, seconds_text
 from sandbox.io.importers.compose_interpolate import Interpolator, parse_env_file
 from sandbox.io.importers.compose_ports import PortMapping, parse_expose, parse_port
-from sandbox.io.importers.compose_refs import escape_braces, rewrite_hosts, rewrite_own
+from sandbox.io.importers.compose_program import program
 from sandbox.io.importers.compose_sandbox import exported_stub
 from sandbox.io.report import ImportResult
 
@@ -26,12 +27,6 @@ _READ = {
     "stop_grace_period", "build", "container_name",
 }  # fmt: skip
 _STOP_SIGNALS = {"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGKILL"}
-# Images whose program is commonly installed locally: the command that stands in for them.
-KNOWN_IMAGES = {
-    "redis": "redis-server --bind {address} --port {port} --save ''",
-    "valkey/valkey": "valkey-server --bind {address} --port {port} --save ''",
-}
-_SAFE_WORD = re.compile(r"[^\s'\"\\]+")
 
 
 def import_compose(
@@ -97,44 +92,13 @@ def profile_name(text: str) -> str:
     return name[:63]
 
 
-def join_words(words: list[str]) -> str:
-    """Words as one `run:` line: quoted only where splitting needs it, so placeholders read."""
-    return " ".join(w if _SAFE_WORD.fullmatch(w) else shlex.quote(w) for w in words)
-
-
-def _words(value: object, where: str) -> list[str]:
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    if isinstance(value, str):
-        try:
-            return shlex.split(value)
-        except ValueError as exc:
-            raise SourceError(f"{where}: {value!r} cannot be split into words: {exc}.") from None
-    return []
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-class _Importer:
+class _Importer(ComposeContext):
     """One pass over the services of a compose file, building the profile and the report."""
 
     def __init__(self, source: Path, doc: dict[str, Any], interpolate: Interpolator) -> None:
-        self.source = source
+        super().__init__(source, interpolate)
         self.doc = doc
-        self.interpolate = interpolate
         self.services: dict[str, dict[str, Any]] = doc["services"]
-        self.result = ImportResult(profile={})
-        self.replicas: dict[str, list[str]] = {}  # compose name -> profile service names
-        self.ports: dict[str, list[PortMapping]] = {}
-        self.targets: dict[str, set[int]] = {}  # compose name -> container ports
-        self.main: dict[str, set[int]] = {}  # compose name -> the container port it keeps
-
-    def at(self, *parts: object) -> str:
-        return f"{self.source}#/" + "/".join(str(p) for p in parts)
 
     def run(self) -> ImportResult:
         name = self.doc.get("name")
@@ -244,10 +208,10 @@ class _Importer:
         ready = self._ready(cname, spec)
         if ready is not None:
             out["ready"] = ready
-        env = self._environment(cname, spec)
+        env = environment(self, cname, spec)
         if env:
             out["env"] = env
-        out["run"] = self._run(cname, pname, spec)
+        out["run"] = program(self, cname, pname, spec)
         self._lifecycle(cname, spec, out)
         return out
 
@@ -353,127 +317,6 @@ class _Importer:
             )
             return {"log": "."}
         return None
-
-    def _environment(self, cname: str, spec: dict[str, Any]) -> dict[str, str]:
-        env: dict[str, str] = {}
-        files = spec.get("env_file")
-        entries = files if isinstance(files, list) else [files] if files is not None else []
-        for i, entry in enumerate(entries):
-            env.update(self._env_file(cname, i, entry))
-        raw = spec.get("environment")
-        where = self.at("services", cname, "environment")
-        pairs: list[tuple[str, object]] = []
-        if isinstance(raw, list):
-            for item in raw:
-                key, sep, text = str(item).partition("=")
-                pairs.append((key, text if sep else None))
-        elif isinstance(raw, dict):
-            pairs = [(str(k), v) for k, v in raw.items()]
-        for key, value in pairs:
-            if value is None:
-                if key in self.interpolate.env:
-                    env[key] = self.interpolate.env[key]
-                else:
-                    self.result.drop(
-                        f"{where}/{key}",
-                        f"{key} takes its value from the environment, where it is not set",
-                    )
-                continue
-            env[key] = _text(value)
-        return {k: self._env_value(cname, k, v) for k, v in env.items()}
-
-    def _env_file(self, cname: str, i: int, entry: object) -> dict[str, str]:
-        required = True
-        if isinstance(entry, dict):
-            required = entry.get("required", True) is not False
-            entry = entry.get("path")
-        if not isinstance(entry, str):
-            return {}
-        path = self.source.parent / entry
-        if not path.is_file():
-            if required:
-                raise SourceError(
-                    f"{self.at('services', cname, 'env_file', i)}: env file {path} does not exist."
-                )
-            return {}
-        where = f"{path}"
-        return {k: self.interpolate(v, f"{where}:{k}") for k, v in parse_env_file(path).items()}
-
-    def _env_value(self, cname: str, key: str, value: str) -> str:
-        text = escape_braces(value)
-        text, names = rewrite_hosts(text, self._first_replicas(), self.main, whole=True)
-        changed = False
-        if value.strip() in {str(p) for p in self.main[cname]}:
-            text, changed = "{port}", True  # the port the program is told to listen on
-        elif value.strip() in ("0.0.0.0", "::", "[::]"):
-            text, changed = "{address}", True
-        if names or changed:
-            what = f"hosts {', '.join(names)}" if names else "its own bind address or port"
-            self.result.approximate(
-                self.at("services", cname, "environment", key),
-                f"{key}: {what} became placeholders filled in at `up`",
-            )
-        return text
-
-    def _first_replicas(self) -> dict[str, str]:
-        return {c: names[0] for c, names in self.replicas.items() if names}
-
-    def _run(self, cname: str, pname: str, spec: dict[str, Any]) -> str:
-        where = self.at("services", cname)
-        entry = _words(spec.get("entrypoint"), f"{where}/entrypoint")
-        command = _words(spec.get("command"), f"{where}/command")
-        words = entry + command
-        image = spec.get("image") if isinstance(spec.get("image"), str) else None
-        if "build" in spec:
-            self.result.drop(f"{where}/build", "the image is not built: its program runs here")
-        if not words:
-            return self._placeholder(cname, pname, image, where)
-        if image is not None and not (entry and command):
-            missing = "ENTRYPOINT" if not entry else "CMD"
-            self.result.approximate(
-                f"{where}/{'command' if command else 'entrypoint'}",
-                f"the image's {missing}, if it has one, is not known and not added",
-            )
-        out: list[str] = []
-        changed = False
-        hosts: set[str] = set()
-        for word in words:
-            text, names = rewrite_hosts(
-                escape_braces(word), self._first_replicas(), self.main, whole=False
-            )
-            hosts.update(names)
-            text, own = rewrite_own(text, self.main[cname])
-            changed = changed or own
-            out.append(text)
-        self.result.approximate(
-            f"{where}/{'command' if command else 'entrypoint'}",
-            f"needs a local program: `{words[0]}` runs on this machine"
-            + (f", not in the image {image}" if image else "")
-            + (f"; hosts {', '.join(sorted(hosts))} became their addresses" if hosts else "")
-            + ("; its wildcard bind or container port became {address} / {port}" if changed else "")
-            + ("" if changed or not self.targets[cname]
-               else "; it must listen on {address}:{port}: pass them in its arguments"),
-        )  # fmt: skip
-        return join_words(out)
-
-    def _placeholder(self, cname: str, pname: str, image: str | None, where: str) -> str:
-        name = (image or "").split("@")[0].rsplit(":", 1)[0].removeprefix("docker.io/")
-        name = name.removeprefix("library/")
-        if name in KNOWN_IMAGES:
-            program = KNOWN_IMAGES[name].split()[0]
-            self.result.approximate(
-                f"{where}/image",
-                f"needs a local program: image {image} became `{program}`, run on this machine",
-            )
-            return KNOWN_IMAGES[name]
-        what = f"the image {image}" if image else "an image built from source"
-        self.result.drop(
-            f"{where}/image",
-            f"needs a local program: `{pname}` ran {what} with no command; its `run:` is a "
-            "placeholder that fails at `up` until you write the program to run",
-        )
-        message = f"sandbox: service {pname} needs a local program in place of {what}"
-        return join_words(["sh", "-c", f'echo "{message}" >&2; exit 127'])
 
     def _lifecycle(self, cname: str, spec: dict[str, Any], out: dict[str, Any]) -> None:
         where = self.at("services", cname)
