@@ -124,6 +124,24 @@ def test_environment_wins_over_dot_env(tmp_path: Path) -> None:
     assert service["run"] == "serve 127.0.0.9:2222"
 
 
+def test_a_port_is_learnt_from_references_not_from_image_tags(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n"
+        "  redis: {image: 'redis:7'}\n"
+        "  queue: {image: 'queue:3'}\n"
+        "  web:\n"  # named after the others: their image tags come first in the text
+        "    command: app --queue queue:5672\n"
+        "    environment: {REDIS_URL: 'redis://redis:6379/0'}\n"
+    )
+    services = import_compose(tmp_path / "compose.yaml", env={}).profile["services"]
+    assert services["redis"]["port"] == 6379
+    assert services["queue"]["port"] == 5672
+    assert services["web"]["run"] == "app --queue {services.queue.address}:{services.queue.port}"
+    assert services["web"]["env"]["REDIS_URL"] == (
+        "redis://{services.redis.address}:{services.redis.port}/0"
+    )
+
+
 def test_required_variable_missing_is_a_clear_error(tmp_path: Path) -> None:
     source = tmp_path / "compose.yaml"
     source.write_text("services:\n  a:\n    command: run ${TOKEN:?give the API token}\n")

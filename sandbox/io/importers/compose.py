@@ -178,8 +178,12 @@ class _Importer(ComposeContext):
                 self.targets[cname].add(port)
 
     def _referenced_ports(self) -> None:
-        """A service that publishes nothing listens where the others say: `db:5432`."""
-        text = yaml.safe_dump(self.services)
+        """A service that publishes nothing listens where the others say: `db:5432`.
+
+        Only what services run and are told is searched: `image: redis:7` is no port.
+        """
+        keys = ("command", "entrypoint", "environment", "healthcheck")
+        text = yaml.safe_dump([s.get(k) for s in self.services.values() for k in keys])
         for cname in self.services:
             if self.targets[cname]:
                 continue
