@@ -10,7 +10,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from sandbox.errors import StrictError
+from sandbox.errors import SandboxError, StrictError
 from sandbox.io.exporters.compose import export_compose
 from sandbox.io.exporters.k8s import export_k8s
 from sandbox.io.importers.compose import import_compose
@@ -163,6 +163,14 @@ def test_strict_refuses_and_writes_nothing(tmp_path: Path, export: Any) -> None:
         export(_profile(tmp_path, WITH_COMMAND), out, strict=True)
     assert "services/worker" in str(caught.value)
     assert not out.exists()
+
+
+def test_names_that_collide_as_host_names_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "clash.yaml"
+    path.write_text("name: clash\nservices:\n  my_api: {kind: tcp}\n  my-api: {kind: tcp}\n")
+    with pytest.raises(SandboxError, match="`my_api` and `my-api` would both be named `my-api`"):
+        export_compose(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_strict_passes_a_profile_that_maps_exactly(tmp_path: Path) -> None:

@@ -70,8 +70,8 @@ class Exported:
 
 
 def dns_label(name: str) -> str:
-    """A service name as a container-network host name: `_` is not allowed there."""
-    return name.replace("_", "-")
+    """A service name as a container-network host name: no `_`, ending in a letter or digit."""
+    return name.replace("_", "-").rstrip("-")
 
 
 def plan_export(profile: Profile, result: ExportResult, *, strict: bool) -> list[Exported]:
@@ -80,6 +80,15 @@ def plan_export(profile: Profile, result: ExportResult, *, strict: bool) -> list
     Raises StrictError, listing the losses, when `strict` and anything did not carry over.
     """
     where = profile.source or profile.name
+    labels: dict[str, str] = {}
+    for name in profile.services:
+        other = labels.setdefault(dns_label(name), name)
+        if other != name:
+            raise SandboxError(
+                f"{where}: services `{other}` and `{name}` would both be named "
+                f"`{dns_label(name)}` in a container network (host names allow no `_`).",
+                "Rename one of them in the profile before exporting it.",
+            )
     hosts = _host_addresses(profile)
     ports = {name: _port(name, spec, where, result) for name, spec in profile.services.items()}
     stubs = [n for n, s in profile.services.items() if not isinstance(s, CommandService)]
