@@ -19,6 +19,7 @@ SAMPLES = Path(__file__).parent / "samples" / "compose"
 CASES = {
     "shop": ("docker-compose.yml", {}),
     "blog": ("compose.yaml", {"DEBUG": "yes"}),
+    "django": ("docker-compose.yml", {}),
     "runnable": ("docker-compose.yml", {"PYTHON": "python3", "ECHO_SERVER": "echo_server.py"}),
 }
 
@@ -111,6 +112,23 @@ def test_blog_sample_edges() -> None:
     assert "udp" in losses["/services/Proxy.Front/ports/2"][0][1]
     assert losses["/services/app/environment/SENTRY_DSN"][0][0] is LossKind.DROPPED
     assert losses["/services/app/healthcheck"][0][0] is LossKind.DROPPED
+
+
+def test_django_sample_edges() -> None:
+    result = _import("django")
+    services = result.profile["services"]
+    site = services["site"]
+    # a value that is a service's name is a host only under a host-like variable name
+    assert site["env"]["DATABASE_HOST"] == "{services.mysql.address}"
+    assert services["mysql"]["env"]["MYSQL_DATABASE"] == "site"
+    assert site["env"]["SECRET_KEY"] == "dev-only-{{not-secret}}"  # from the second env file
+    assert site["run"].endswith("gunicorn site.wsgi -b {address}:{port}'")
+    assert site["port"] == 8000  # from expose
+    assert services["memcached"]["run"] == "memcached -l {address} -p {port} -m 64"
+    losses = _losses(result)
+    assert "SIGRTMIN+3" in losses["/services/mysql/stop_signal"][0][1]
+    assert losses["/services/nginx/ports/0/mode"][0][0] is LossKind.DROPPED
+    assert losses["/services/site/links"][0][0] is LossKind.DROPPED
 
 
 def test_environment_wins_over_dot_env(tmp_path: Path) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sandbox.errors import SourceError
 from sandbox.io.importers.compose_context import ComposeContext
 from sandbox.io.importers.compose_interpolate import parse_env_file
 from sandbox.io.importers.compose_refs import escape_braces, rewrite_hosts
+
+# A value that is just a service's name is a host only under a name that says so
+# (DATABASE_HOST=db), not MYSQL_DATABASE=site beside a service called site.
+_HOST_KEY = re.compile(r"HOST|SERVER|ADDR|ENDPOINT|BROKER", re.IGNORECASE)
 
 
 def environment(ctx: ComposeContext, cname: str, spec: dict[str, Any]) -> dict[str, str]:
@@ -63,7 +68,8 @@ def _env_file(ctx: ComposeContext, cname: str, i: int, entry: object) -> dict[st
 
 def _env_value(ctx: ComposeContext, cname: str, key: str, value: str) -> str:
     text = escape_braces(value)
-    text, names = rewrite_hosts(text, ctx.first_replicas(), ctx.main, whole=True)
+    hostlike = _HOST_KEY.search(key) is not None
+    text, names = rewrite_hosts(text, ctx.first_replicas(), ctx.main, whole=hostlike)
     changed = False
     if value.strip() in {str(p) for p in ctx.main[cname]}:
         text, changed = "{port}", True  # the port the program is told to listen on
