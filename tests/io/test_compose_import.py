@@ -182,6 +182,52 @@ def test_not_a_compose_file(tmp_path: Path, text: str, problem: str) -> None:
         import_compose(source, env={})
 
 
+def test_wrong_shapes_are_all_named_at_once(tmp_path: Path) -> None:
+    source = tmp_path / "compose.yaml"
+    source.write_text(
+        "services:\n"
+        "  a: {ports: '8080:80', depends_on: [1], healthcheck: {test: 5}}\n"
+        "  b: {deploy: {replicas: -1}, command: [run, {x: 1}]}\n"
+        "  'bad name': {}\n"
+    )
+    with pytest.raises(SourceError, match=r"not a valid compose file \(6 problems\)") as caught:
+        import_compose(source, env={})
+    text = str(caught.value)
+    for where in (
+        "a/ports:",
+        "a/depends_on/0:",
+        "a/healthcheck/test:",
+        "b/deploy/replicas:",
+        "b/command/1:",
+        "services/bad name:",
+    ):
+        assert where in text
+
+
+def test_self_dependency_is_dropped_and_names_are_kept_apart(tmp_path: Path) -> None:
+    source = tmp_path / "compose.yaml"
+    source.write_text(
+        "services:\n"
+        "  a.b: {command: x, depends_on: [a.b]}\n"
+        "  a-b: {command: y, depends_on: [a.b]}\n"
+    )
+    result = import_compose(source, env={})
+    assert list(result.profile["services"]) == ["a-b", "a-b-2"]
+    assert result.profile["services"]["a-b-2"]["depends_on"] == ["a-b"]
+    assert "depends_on" not in result.profile["services"]["a-b"]
+    assert _losses(result)["/services/a.b/depends_on/a.b"][0][0] is LossKind.DROPPED
+
+
+def test_a_dependency_cycle_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "compose.yaml"
+    source.write_text(
+        "services:\n  a: {command: x, depends_on: [b]}\n  b: {command: y, depends_on: [a]}\n"
+    )
+    with pytest.raises(SourceError, match="cannot become a valid profile") as caught:
+        import_compose(source, env={})
+    assert "cycle" in str(caught.value)
+
+
 def test_missing_required_env_file(tmp_path: Path) -> None:
     source = tmp_path / "compose.yaml"
     source.write_text("services:\n  a:\n    command: x\n    env_file: nowhere.env\n")

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from sandbox.errors import SourceError
+from sandbox.errors import ProfileError, SourceError
 from sandbox.io.importers.compose_context import ComposeContext
 from sandbox.io.importers.compose_env import environment
 from sandbox.io.importers.compose_health import compose_seconds, readiness, seconds_text
@@ -18,7 +18,9 @@ from sandbox.io.importers.compose_interpolate import Interpolator, parse_env_fil
 from sandbox.io.importers.compose_ports import PortMapping, parse_expose, parse_port
 from sandbox.io.importers.compose_program import program
 from sandbox.io.importers.compose_sandbox import exported_stub
+from sandbox.io.importers.compose_shape import check_shapes
 from sandbox.io.report import ImportResult
+from sandbox.profile.loader import load_profile_data
 
 # Keys of a compose service that this importer reads; every other key is reported dropped.
 _READ = {
@@ -111,9 +113,8 @@ class _Importer(ComposeContext):
         for key in self.doc:
             if key not in ("services", "name"):
                 self.result.drop(self.at(key), f"top-level `{key}` has no counterpart in a profile")
+        check_shapes(self.source, self.services)
         for cname, spec in self.services.items():
-            if not isinstance(spec, dict):
-                raise SourceError(f"{self.at('services', cname)}: a service must be a mapping.")
             self._names(cname, spec)
             self._collect_ports(cname, spec)
         self._referenced_ports()
@@ -130,7 +131,19 @@ class _Importer(ComposeContext):
             self.result.approximate(
                 self.at(), f"variables not set, replaced by empty text as compose does: {names}"
             )
+        self._check_valid()
         return self.result
+
+    def _check_valid(self) -> None:
+        """What compose would refuse too (a dependency cycle) fails here, not at `up`."""
+        try:
+            load_profile_data(self.result.profile, str(self.source))
+        except ProfileError as exc:
+            raise SourceError(
+                f"{self.source} cannot become a valid profile:\n"
+                + "\n".join(f"  {p}" for p in exc.problems),
+                "Compose refuses such a file as well; fix it, then import again.",
+            ) from None
 
     def _names(self, cname: str, spec: dict[str, Any]) -> None:
         base = profile_name(cname)
@@ -157,9 +170,21 @@ class _Importer(ComposeContext):
                 f"{count} replicas became services {base}-1 .. {base}-{count}, each on its own "
                 f"address; a reference to host `{cname}` points at {base}-1",
             )
-        self.replicas[cname] = (
-            [base] if count == 1 else [f"{base}-{i}"[:63] for i in range(1, count + 1)]
-        )
+        wanted = [base] if count == 1 else [f"{base}-{i}"[:63] for i in range(1, count + 1)]
+        self.replicas[cname] = [self._unique(cname, name) for name in wanted]
+
+    def _unique(self, cname: str, name: str) -> str:
+        """`name`, or `name-2`, `name-3`... when another service already has it (`a.b`, `a-b`)."""
+        taken = {n for names in self.replicas.values() for n in names}
+        chosen, i = name, 1
+        while chosen in taken:
+            i += 1
+            chosen = f"{name[:60]}-{i}"
+        if chosen != name:
+            self.result.approximate(
+                self.at("services", cname), f"`{name}` is taken: this service is `{chosen}`"
+            )
+        return chosen
 
     def _collect_ports(self, cname: str, spec: dict[str, Any]) -> None:
         def note(where: str, what: str) -> None:
@@ -276,6 +301,9 @@ class _Importer(ComposeContext):
                         self.result.drop(f"{where}/{dep}/{key}", f"`{key}` has no counterpart")
         deps: list[str] = []
         for dep, cond in conditions.items():
+            if dep == cname:
+                self.result.drop(f"{where}/{dep}", "a service cannot wait for itself")
+                continue
             if dep not in self.replicas:
                 self.result.drop(f"{where}/{dep}", f"`{dep}` is not a service of this file")
                 continue
