@@ -165,6 +165,20 @@ def test_strict_refuses_and_writes_nothing(tmp_path: Path, export: Any) -> None:
     assert not out.exists()
 
 
+def test_auto_ports_on_one_address_stay_apart(tmp_path: Path) -> None:
+    path = tmp_path / "six.yaml"
+    path.write_text(
+        "name: six\nservices:\n"
+        "  a: {kind: tcp, address: '::1', port: 8080}\n"
+        "  b: {kind: tcp, address: '::1'}\n"
+        "  c: {kind: tcp, address: '::1'}\n"
+    )
+    export_compose(path, tmp_path / "out")
+    doc = yaml.safe_load((tmp_path / "out" / "compose.yaml").read_text())
+    published = [s["ports"][0] for s in doc["services"].values()]
+    assert published == ["[::1]:8080:8080", "[::1]:8081:8081", "[::1]:8082:8082"]
+
+
 def test_names_that_collide_as_host_names_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "clash.yaml"
     path.write_text("name: clash\nservices:\n  my_api: {kind: tcp}\n  my-api: {kind: tcp}\n")

@@ -90,7 +90,7 @@ def plan_export(profile: Profile, result: ExportResult, *, strict: bool) -> list
                 "Rename one of them in the profile before exporting it.",
             )
     hosts = _host_addresses(profile)
-    ports = {name: _port(name, spec, where, result) for name, spec in profile.services.items()}
+    ports = _ports(profile, hosts, where, result)
     stubs = [n for n, s in profile.services.items() if not isinstance(s, CommandService)]
     for name, spec in profile.services.items():
         if isinstance(spec, CommandService):
@@ -120,15 +120,28 @@ def _host_addresses(profile: Profile) -> dict[str, str]:
     return {n: str(assigned.get(n) or s.address) for n, s in profile.services.items()}
 
 
-def _port(name: str, spec: Service, where: str, result: ExportResult) -> int:
-    if spec.port != "auto":
-        return spec.port
-    if not isinstance(spec, CommandService):
-        result.approximate(
-            f"{where}#/services/{name}/port",
-            f"`port: auto` became {DEFAULT_PORT}: a container's port must be known in advance",
-        )
-    return DEFAULT_PORT
+def _ports(
+    profile: Profile, hosts: dict[str, str], where: str, result: ExportResult
+) -> dict[str, int]:
+    """Each service's container port; `auto` becomes 8080, or the next port that is free on
+    the same published host address (two `::1` services cannot both publish 8080)."""
+    used = {(hosts[n], s.port) for n, s in profile.services.items() if s.port != "auto"}
+    ports: dict[str, int] = {}
+    for name, spec in profile.services.items():
+        if spec.port != "auto":
+            ports[name] = spec.port
+            continue
+        port = DEFAULT_PORT
+        while (hosts[name], port) in used:
+            port += 1
+        used.add((hosts[name], port))
+        ports[name] = port
+        if not isinstance(spec, CommandService):
+            result.approximate(
+                f"{where}#/services/{name}/port",
+                f"`port: auto` became {port}: a container's port must be known in advance",
+            )
+    return ports
 
 
 def _one(
