@@ -86,3 +86,17 @@ class TeardownError(SandboxError):
 
 class StateError(SandboxError):
     """The state directory or a state record is unusable."""
+
+
+class SourceError(UsageError):
+    """A file given to `import` or `export` cannot be read as its format; names file and place."""
+
+
+class StrictError(SandboxError):
+    """`--strict` and an import or export lost something: every loss is named, nothing written."""
+
+    exit_code = ExitCode.INVALID_PROFILE
+
+
+class ContainerModeError(UsageError):
+    """`--container-listen` outside a container: it would listen beyond loopback."""

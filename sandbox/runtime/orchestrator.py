@@ -10,12 +10,12 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
@@ -104,8 +104,12 @@ class Sandbox:
         table_reader: Callable[[], SocketTable] = read_table,
         history_limit: int = 1000,
         foreground: bool = True,
+        bind: Callable[[Sequence[tuple[Any, int, str]]], list[socket.socket]] = bind_all,
     ) -> None:
         self.profile = profile
+        # The one seam of container mode: sandbox.io.container's binder listens on the
+        # container's interface; every other step (plan, probes on the planned address) stays.
+        self._bind_all = bind
         self.name = name or profile.name
         self.on_conflict = on_conflict
         self.wait_timeout = wait_timeout
@@ -216,7 +220,7 @@ class Sandbox:
     def _bind(self, plan: Plan) -> dict[str, socket.socket]:
         # Command services too: their socket reserves the address:port (and picks the port
         # for `port: auto`) until start_command closes it right before the program starts.
-        held = bind_all([(s.address, s.port, s.name) for s in plan.services])
+        held = self._bind_all([(s.address, s.port, s.name) for s in plan.services])
         return {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
