@@ -23,6 +23,7 @@ from sandbox.net.sockets import bind_all
 from sandbox.net.table import SocketTable, read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
+from sandbox.proc.processes import ref_for
 from sandbox.profile.models import Profile
 from sandbox.runtime.events import (
     Emit,
@@ -33,7 +34,6 @@ from sandbox.runtime.events import (
     ServiceStopped,
     ignore,
 )
-from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.services.context import Peer, ServiceContext
@@ -348,7 +348,7 @@ class Sandbox:
     def _check_owner(self, running: RunningService) -> None:
         """A program's port must be held by its own process tree: anyone else's is a conflict."""
         from sandbox.net.conflicts import blockers
-        from sandbox.runtime.processes import descendants
+        from sandbox.proc.processes import descendants
 
         assert running.pid is not None
         family = {running.pid, *(ref.pid for ref in descendants(running.pid))}

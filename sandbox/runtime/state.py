@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar, Literal, get_args
 
 from sandbox.errors import ConflictError, StateError, UsageError
+from sandbox.proc.ref import ProcessRef as ProcessRef  # re-exported: records hold them
 
 Status = Literal["starting", "running", "stopping"]
 STATE_FILE = "state.json"
@@ -118,24 +119,6 @@ _INT, _FLOAT, _STR = (int,), (float,), (str,)
 
 
 @dataclass(frozen=True)
-class ProcessRef:
-    """A process as identified by pid *and* start time (epoch seconds): pids are reused."""
-
-    _KINDS: ClassVar = {"pid": _INT, "start_time": _FLOAT}
-    pid: int
-    start_time: float
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_json` reads it back."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: object, source: str = "<record>") -> ProcessRef:
-        """Raises StateError naming `source` on unknown, missing or mistyped keys."""
-        return cls(**_decode(cls, data, source))
-
-
-@dataclass(frozen=True)
 class ServiceRecord:
     """One started service: where it listens, its log, and its process (for `command`s)."""
 
@@ -218,7 +201,7 @@ class SandboxRecord:
         if fields["status"] not in get_args(Status):
             raise _invalid(source, f"SandboxRecord.status is {json.dumps(fields['status'])}")
         if fields["supervisor"] is not None:
-            fields["supervisor"] = ProcessRef.from_json(fields["supervisor"], source)
+            fields["supervisor"] = ProcessRef(**_decode(ProcessRef, fields["supervisor"], source))
         fields["services"] = tuple(ServiceRecord.from_json(s, source) for s in fields["services"])
         return cls(**fields)
 

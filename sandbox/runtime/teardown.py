@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sandbox.net.addresses import format_hostport
 from sandbox.probe import ProbeState, probe_all, probe_tcp
-from sandbox.runtime.processes import descendants, is_alive, signal_ref, terminate_group
+from sandbox.proc.processes import descendants, is_alive, signal_ref, terminate_group
 from sandbox.runtime.state import SandboxRecord, StateDir
 
 

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from sandbox.errors import ExitCode, NotReadyError, SandboxError, TeardownError
 from sandbox.net.sockets import bind_listener
-from sandbox.profile.models import CommandService
-from sandbox.runtime.processes import (
+from sandbox.proc.processes import (
     descendants,
     preexec_child,
     ref_for,
     signal_ref,
     terminate_group,
 )
-from sandbox.runtime.state import ProcessRef
+from sandbox.proc.ref import ProcessRef
+from sandbox.profile.models import CommandService
 from sandbox.services.context import ServiceContext
 
 # `{{port}}` is a literal `{port}`; `${port}` is left to the shell; `{port}` is filled in.

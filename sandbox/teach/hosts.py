@@ -291,7 +291,7 @@ def hosts(
 def _running(name: str, state_root: Path | None) -> SandboxRecord | None:
     if state_root is None or not _NAME.fullmatch(name):
         return None
-    from sandbox.runtime.processes import is_alive
+    from sandbox.proc.processes import is_alive
     from sandbox.runtime.state import StateDir
 
     try:

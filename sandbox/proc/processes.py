@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import psutil
 
 from sandbox.errors import TeardownError
-from sandbox.runtime.state import ProcessRef
+from sandbox.proc.ref import ProcessRef
 
 # psutil derives start times from /proc/stat's btime, a whole second that moves when the
 # wall clock is stepped: a one-second wobble is normal, a reused pid that also started
