@@ -34,6 +34,7 @@ from sandbox.runtime.events import (
     ServiceStopped,
     ignore,
 )
+from sandbox.runtime.private import open_log
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.services.context import Peer, ServiceContext
@@ -371,8 +372,7 @@ class Sandbox:
     def _logger(self, running: RunningService) -> Callable[[str], None]:
         stream: IO[str] | None = None
         if running.log_path is not None:
-            running.log_path.parent.mkdir(parents=True, exist_ok=True)
-            stream = open(running.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            stream = open_log(running.log_path)  # in a checked folder, links not followed
             self._logs[running.name] = stream
         name, emit = running.name, self.emit
 
