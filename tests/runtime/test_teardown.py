@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import yaml
 from sandbox.proc.processes import is_alive, ref_for
 from sandbox.proc.ref import ProcessRef
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
-from sandbox.runtime.teardown import down
+from sandbox.runtime.teardown import down, verify_refused
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -177,3 +178,31 @@ def test_down_never_signals_another_users_group(tmp_path: Path, reaper: Reaper) 
     state.write(_record("forged", _program("db", ref.pid, ref.start_time)))
     asyncio.run(down(state, grace=0.5))
     assert is_alive(ref)
+
+
+async def test_verification_waits_for_a_port_the_kernel_is_still_releasing() -> None:
+    # A listener that goes away a moment after `down` starts checking, as the sockets of a
+    # SIGKILLed process do: no false "still accepts connections".
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    svc = ServiceRecord(name="api", kind="http", address="127.0.0.1", port=port, url="", log="")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, sock.close)  # the release itself, not a readiness wait
+    try:
+        assert await verify_refused(_record("late", svc)) == []
+    finally:
+        sock.close()
+
+
+async def test_a_port_still_held_is_reported_after_the_deadline() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        svc = ServiceRecord(
+            name="api", kind="http", address="127.0.0.1", port=sock.getsockname()[1], url="",
+            log="",
+        )  # fmt: skip
+        left = await verify_refused(_record("held", svc), settle=0.2)
+    assert left == [f"api (127.0.0.1:{svc.port}) still accepts connections"]
