@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from sandbox.profile.patterns import check_path_patterns, check_pattern
+
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
@@ -108,10 +110,7 @@ class Ready(Strict):
 
 
 def _compile(pattern: str, what: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"`{what}` is not a valid regular expression: {exc}") from None
+    return check_pattern(pattern, what)  # invalid or catastrophic: a ValueError naming `what`
 
 
 class Match(Strict):
@@ -185,6 +184,7 @@ class Route(Strict):
     def _path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("a route path must start with /")
+        check_path_patterns(value)
         return value
 
     @model_validator(mode="after")

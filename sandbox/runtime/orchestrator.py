@@ -23,6 +23,7 @@ from sandbox.net.sockets import bind_all
 from sandbox.net.table import SocketTable, read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
+from sandbox.proc.processes import ref_for
 from sandbox.profile.models import Profile
 from sandbox.runtime.events import (
     Emit,
@@ -33,7 +34,7 @@ from sandbox.runtime.events import (
     ServiceStopped,
     ignore,
 )
-from sandbox.runtime.processes import ref_for
+from sandbox.runtime.private import open_log
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.services.context import Peer, ServiceContext
@@ -352,7 +353,7 @@ class Sandbox:
     def _check_owner(self, running: RunningService) -> None:
         """A program's port must be held by its own process tree: anyone else's is a conflict."""
         from sandbox.net.conflicts import blockers
-        from sandbox.runtime.processes import descendants
+        from sandbox.proc.processes import descendants
 
         assert running.pid is not None
         family = {running.pid, *(ref.pid for ref in descendants(running.pid))}
@@ -375,8 +376,7 @@ class Sandbox:
     def _logger(self, running: RunningService) -> Callable[[str], None]:
         stream: IO[str] | None = None
         if running.log_path is not None:
-            running.log_path.parent.mkdir(parents=True, exist_ok=True)
-            stream = open(running.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            stream = open_log(running.log_path)  # in a checked folder, links not followed
             self._logs[running.name] = stream
         name, emit = running.name, self.emit
 

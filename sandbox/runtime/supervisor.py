@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sandbox.errors import ExitCode, SandboxError
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
+from sandbox.runtime.private import check_private, open_private, private_dir
 
 
 def spawn(
@@ -36,14 +37,16 @@ def spawn(
     """
     read_fd, write_fd = os.pipe()
     log_dir = state_root / name
-    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(log_dir)
+    check_private(log_dir)
     cmd = [
         sys.executable, "-m", "sandbox.runtime.supervisor",
         "--profile", profile_path, "--name", name, "--state-root", str(state_root),
         "--on-conflict", on_conflict, "--wait-timeout", str(wait_timeout),
         "--ready-fd", str(write_fd),
     ]  # fmt: skip
-    with open(log_dir / "supervisor.log", "ab") as log:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    with os.fdopen(open_private(log_dir / "supervisor.log", flags), "ab") as log:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

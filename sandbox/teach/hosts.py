@@ -178,15 +178,33 @@ def _spans(lines: list[bytes], name: str, target: Path) -> list[tuple[int, int]]
     return spans
 
 
+_MAX_HOSTS = 16 << 20  # far beyond any real hosts file
+
+
 def _read(path: Path) -> tuple[Path, bytes | None]:
     # Follow a symlink: replacing the link itself would cut it loose from its target.
     target = Path(os.path.realpath(path))
     try:
-        return target, target.read_bytes()
+        # Without blocking, and checked by what was opened: a FIFO must not hang us.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         return target, None
     except OSError as exc:
         raise HostsFileError(f"Cannot read {target}: {exc.strerror}.") from exc
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HostsFileError(
+                f"{target} is not a regular file (a FIFO, device or folder).",
+                "Give the path of a hosts file.",
+            )
+        os.set_blocking(fd, True)
+        try:
+            data = stream.read(_MAX_HOSTS + 1)
+        except OSError as exc:
+            raise HostsFileError(f"Cannot read {target}: {exc.strerror}.") from exc
+    if len(data) > _MAX_HOSTS:
+        raise HostsFileError(f"{target} is larger than {_MAX_HOSTS} bytes: not a hosts file.")
+    return target, data
 
 
 def _replace(target: Path, data: bytes, existed: bool) -> None:
@@ -291,7 +309,7 @@ def hosts(
 def _running(name: str, state_root: Path | None) -> SandboxRecord | None:
     if state_root is None or not _NAME.fullmatch(name):
         return None
-    from sandbox.runtime.processes import is_alive
+    from sandbox.proc.processes import is_alive
     from sandbox.runtime.state import StateDir
 
     try:

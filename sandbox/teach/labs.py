@@ -340,7 +340,7 @@ def list_labs(state_root: Path) -> list[LabEntry]:
 
 def _state(lab: Lab, state_root: Path) -> str:
     """`running`, `stale` (recorded, but its supervisor died) or `stopped` (no record)."""
-    from sandbox.runtime.processes import is_alive
+    from sandbox.proc.processes import is_alive
     from sandbox.runtime.state import StateDir
 
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from sandbox.errors import BindError, ConflictError, ExitCode, NotReadyError
+from sandbox.proc.marker import own_marker
 from sandbox.profile.loader import load_profile_data
 from sandbox.profile.models import CommandService
 from sandbox.runtime.orchestrator import Sandbox
@@ -196,7 +197,8 @@ async def test_program_runs_in_its_own_group_with_env_and_cwd(
     info = json.loads(await get(ctx.address, ctx.port, "/env"))
     assert info["pid"] == program.pid
     assert info["pgid"] == program.pgid == program.pid != os.getpgrp()
-    assert info["env"] == {"SANDBOX_DB_HOST": "127.0.0.9"}
+    # The mark names this process (the supervisor) so `down` finds unrecorded leftovers.
+    assert info["env"] == {"SANDBOX_DB_HOST": "127.0.0.9", "SANDBOX_SUPERVISOR": own_marker()}
     assert info["extra"] == "6379"
     assert info["cwd"] == str(tmp_path / "work")
     assert program.start_time is not None

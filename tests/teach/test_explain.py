@@ -21,7 +21,7 @@ from sandbox.net.sockets import bind_listener
 from sandbox.net.table import Listener, Owner
 from sandbox.output import Printer
 from sandbox.probe import ProbeState, resolve
-from sandbox.runtime.processes import ref_for
+from sandbox.proc.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.teach.explain import Explanation, explain, render
 from tests.netns import netns_json

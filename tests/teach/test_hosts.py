@@ -12,8 +12,8 @@ import pytest
 from sandbox.errors import UsageError
 from sandbox.output import Printer
 from sandbox.plan import make_plan
+from sandbox.proc.processes import ref_for
 from sandbox.profile.loader import load_profile
-from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import ProcessRef, SandboxRecord, ServiceRecord, StateDir
 from sandbox.teach.hosts import (
     HostsEntry,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import psutil
 
 from sandbox.errors import TeardownError
-from sandbox.runtime.state import ProcessRef
+from sandbox.proc.ref import ProcessRef
 
 # psutil derives start times from /proc/stat's btime, a whole second that moves when the
 # wall clock is stepped: a one-second wobble is normal, a reused pid that also started
@@ -109,10 +109,17 @@ def group_pids(pgid: int) -> list[int]:
     return _scan(pgid)[0]
 
 
-def descendants(pid: int) -> list[ProcessRef]:
-    """A snapshot of the tree below `pid`: catches what left the group (setsid, setpgid)."""
+def descendants(pid: int, start: float | None = None) -> list[ProcessRef]:
+    """A snapshot of the tree below `pid`: catches what left the group (setsid, setpgid).
+
+    With `start`, the tree is taken only if `pid` is still the process that started then:
+    the children of a stranger who got a reused pid are never ours.
+    """
     try:
-        children = psutil.Process(pid).children(recursive=True)
+        proc = psutil.Process(pid)
+        if start is not None and not _same_start(start, proc.create_time()):
+            return []
+        children = proc.children(recursive=True)
     except psutil.NoSuchProcess:
         return []
     refs = []
@@ -175,28 +182,83 @@ async def terminate_group(
     left = await _wait_gone(group, refs, grace, poll, reap)
     if left:
         _send(group, refs, signal.SIGKILL)
-        left = await _wait_gone(group, refs, kill_wait, poll, reap)
+        left = await _wait_gone(group, refs, kill_wait, poll, reap, resend=signal.SIGKILL)
     return left
+
+
+async def terminate_refs(
+    refs: Sequence[ProcessRef], *, grace: float = 5.0, poll: float = 0.01
+) -> list[int]:
+    """SIGTERM (and SIGCONT) each of `refs` still alive, SIGKILL after `grace`; the survivors."""
+    _send(None, refs, signal.SIGTERM)
+    _send(None, refs, signal.SIGCONT)
+    left = await _wait_gone(None, refs, grace, poll, True)
+    if left:
+        _send(None, refs, signal.SIGKILL)
+        left = await _wait_gone(None, refs, 2.0, poll, True)
+    return left
+
+
+def signal_tree(
+    pgid: int, sig: int, *, leader_start: float | None, extra: Sequence[ProcessRef] = ()
+) -> None:
+    """Send `sig` at once to the members of group `pgid` and to `extra`, each by identity.
+
+    The group is skipped if its leader is not the process that started at `leader_start`.
+    """
+    same = pgid > 1 and pgid != os.getpgrp()
+    same = same and (leader_start is None or _leader_matches(pgid, leader_start))
+    _send(pgid if same else None, extra, sig)
 
 
 def _leader_matches(pgid: int, leader_start: float) -> bool:
     # While any member lives the kernel never hands out `pgid` as a new pid, so a live
-    # process with that pid but another start time means the old group is long gone.
-    actual = start_time(pgid)
-    return actual is None or _same_start(leader_start, actual)
+    # process with that pid but another start time means the old group is long gone. A
+    # leader running as another user is not ours either, whatever a record says.
+    try:
+        leader = psutil.Process(pgid)
+        return _same_start(leader_start, leader.create_time()) and (
+            leader.uids().real == os.getuid()
+        )
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        return False
 
 
 def _send(group: int | None, refs: Iterable[ProcessRef], sig: int) -> None:
-    if group is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, sig)
-    for ref in refs:
+    # Each member is signalled through its own verified identity (pid + start time, via a
+    # pidfd), never with killpg: a member that exits between the scan and the signal cannot
+    # hand its pid to a stranger who then gets the signal.
+    members = group_members(group) if group is not None else []
+    for ref in [*members, *refs]:
         with contextlib.suppress(TeardownError):
             signal_ref(ref, sig)
 
 
+def group_members(pgid: int) -> list[ProcessRef]:
+    """The live members of process group `pgid` that we may signal, by identity.
+
+    When the group's leader (process `pgid`) is gone, only members running as our own user
+    count: a recorded group number alone never makes us signal another user's processes.
+    """
+    uid, leader_alive = os.getuid(), start_time(pgid) is not None
+    refs = []
+    for pid in _scan(pgid)[0]:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            proc = psutil.Process(pid)
+            if leader_alive or proc.uids().real == uid:
+                refs.append(ProcessRef(pid, proc.create_time()))
+    return refs
+
+
 async def _wait_gone(
-    group: int | None, refs: Sequence[ProcessRef], seconds: float, poll: float, reap: bool
+    group: int | None,
+    refs: Sequence[ProcessRef],
+    seconds: float,
+    poll: float,
+    reap: bool,
+    resend: int | None = None,
 ) -> list[int]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
@@ -208,6 +270,8 @@ async def _wait_gone(
         left = sorted({*live, *(r.pid for r, st in states.items() if st == "alive")})
         if not left or loop.time() >= deadline:
             return left
+        if resend is not None:  # a member forked after the last scan gets it too
+            _send(group, refs, resend)
         await asyncio.sleep(poll)
 
 
