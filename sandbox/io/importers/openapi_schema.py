@@ -14,6 +14,7 @@ from sandbox.io.importers.openapi_refs import Resolver
 Mode = Literal["response", "request"]
 MAX_DEPTH = 12  # deeper than this, generation stops (self-referencing schemas end here)
 OPTIONAL_DEPTH = 4  # deeper than this, only required properties are generated
+MAX_REPEAT = 2  # a self-referencing schema (a tree, a linked list) is nested this many times
 _CYCLE = object()
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india")
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -50,7 +51,7 @@ class _Run:
             return "value" if schema is not False else None
         ref = schema.get("$ref")
         if isinstance(ref, str):
-            if ref in stack:
+            if stack.count(ref) >= MAX_REPEAT:
                 return _CYCLE
             target = self.maker.resolver.deref(schema, self.where)
             return self.value(target, depth + 1, (*stack, ref), ref.rsplit("/", 1)[-1])
@@ -90,7 +91,7 @@ class _Run:
         props: dict[str, Any] = dict(merged.get("properties") or {})
         required: list[str] = list(merged.get("required") or [])
         for part in schema["allOf"]:
-            if isinstance(part, dict) and part.get("$ref") in stack:
+            if isinstance(part, dict) and stack.count(part.get("$ref", "")) >= MAX_REPEAT:
                 continue
             part = self.maker.resolver.deref(part, self.where)
             if not isinstance(part, dict):
