@@ -185,6 +185,8 @@ def test_imported_recording_answers_over_loopback(
             "Toaster",
             "application/json",
         )
+        status, body, _ = _fetch(f"{api}/v1/search/caf%C3%A9%20cr%C3%A8me")
+        assert (status, json.loads(body)) == (200, {"hits": ["Café crème"]})
         states = [_fetch(f"{api}/v1/orders/42")[:2] for _ in range(4)]
         assert [(s, json.loads(b)["state"]) for s, b in states] == [
             (202, "processing"), (200, "shipped"), (200, "shipped"), (202, "processing")

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sandbox.io.importers._common import (
     ImportSourceError,
@@ -19,6 +19,12 @@ from sandbox.io.importers.har_answers import REDACTED, build_answer, secret_quer
 from sandbox.io.report import ImportResult
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def _decoded(path: str) -> str:
+    """The path as the stub matches it: percent-escapes decoded, except an encoded slash."""
+    return "%2F".join(unquote(part) for part in _ENCODED_SLASH.split(path))
 
 
 @dataclass
@@ -106,7 +112,7 @@ class _Reader:
                 "cancelled or failed); skipped",
             )
             return
-        path = parts.path or "/"
+        path = _decoded(parts.path or "/")
         if "{" in path or "}" in path:
             self.result.drop(
                 self.loc(f"{where}/request/url"),

@@ -153,6 +153,13 @@ shop = [
     ),
     entry(
         "GET",
+        "https://api.shop.example.com/v1/search/caf%C3%A9%20cr%C3%A8me",
+        200,
+        "application/json; charset=utf-8",
+        '{"hits":["Caf\\u00e9 cr\\u00e8me"]}',
+    ),
+    entry(
+        "GET",
         "https://api.shop.example.com/v1/orders/42",
         202,
         "application/json",
