@@ -255,3 +255,56 @@ def test_imported_petstore_answers_over_loopback(
         assert status == 200
         status, problem = _get(f"{base}/v1/pets/rex")
         assert (status, problem["field"]) == (400, "path")
+
+
+def test_wide_and_deep_schemas_are_generated_within_bounds(tmp_path: Path) -> None:
+    schemas = {
+        f"S{i}": {
+            "type": "object",
+            "required": ["a"],
+            "properties": {f"p{k}": {"$ref": f"#/components/schemas/S{i + 1}"} for k in range(10)},
+        }
+        for i in range(12)
+    }
+    schemas["S12"] = {"type": "string"}
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/S0"}}}
+    doc = {
+        "openapi": "3.0.0",
+        "info": {"title": "Wide", "version": "1"},
+        "paths": {"/w": {"get": {"responses": {"200": {"description": "", "content": content}}}}},
+        "components": {"schemas": schemas},
+    }
+    source = tmp_path / "wide.json"
+    source.write_text(json.dumps(doc))
+    result = import_openapi(source)
+    answer = _service(result)["routes"][0]["response"]["json"]
+    assert set(answer) == {f"p{k}" for k in range(10)}
+    assert len(json.dumps(answer)) < 1_000_000
+
+
+def test_malformed_paths_and_operations_are_dropped_and_the_rest_imported(tmp_path: Path) -> None:
+    ok = {"responses": {"200": {"description": "ok"}}}
+    doc = {
+        "swagger": "2.0",
+        "info": {"title": "Odd", "version": "1"},
+        "basePath": "v2/",
+        "schemes": "http",
+        "paths": {
+            "/fine": {"get": ok},
+            "/broken{": {"get": ok},
+            "relative": {"get": ok},
+            "x-internal": {"note": "an extension, not a path"},
+            "/shapes": {"get": {"parameters": "none", "produces": {"a": 1}, "responses": [1]}},
+        },
+    }
+    source = tmp_path / "odd.json"
+    source.write_text(json.dumps(doc))
+    result = import_openapi(source)
+    routes = _service(result)["routes"]
+    assert [(r["method"], r["path"]) for r in routes] == [
+        ("GET", "/v2/fine"),
+        ("GET", "/v2/shapes"),
+    ]
+    dropped = {loss.location for loss in result.losses if loss.kind.value == "dropped"}
+    assert dropped == {"odd.json#/paths/~1broken{", "odd.json#/paths/relative"}
+    load_profile_text(profile_yaml(result.profile))

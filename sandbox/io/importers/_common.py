@@ -114,3 +114,20 @@ def pointer(*parts: object) -> str:
     """A JSON pointer from parts (`paths`, `/pets/{id}`, `get`) -> `#/paths/~1pets~1{id}/get`."""
     escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
     return "#/" + "/".join(escaped)
+
+
+def as_map(value: Any) -> dict[str, Any]:
+    """`value` if it is a mapping, else empty: sources are read defensively, field by field."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_strs(value: Any) -> list[str]:
+    """The strings of a list (a `required` list, `produces`); anything else is left out."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+MALFORMED = (TypeError, AttributeError, ValueError, KeyError, IndexError, RecursionError)

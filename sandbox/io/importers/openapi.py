@@ -11,7 +11,9 @@ from typing import Any
 import yaml
 
 from sandbox.io.importers._common import (
+    MALFORMED,
     ImportSourceError,
+    as_map,
     literal_json,
     literal_text,
     parse_json,
@@ -55,7 +57,15 @@ def import_openapi(source: Path, *, seed: int = 0, validate_requests: bool = Fal
     routes: list[dict[str, Any]] = []
     fallbacks: list[dict[str, Any]] = []
     for op in ops:
-        own, after = builder.routes(op)
+        try:
+            own, after = builder.routes(op)
+        except MALFORMED as exc:
+            result.drop(
+                f"{name}{op.where}",
+                f"this operation has a field of a shape that cannot be read "
+                f"({type(exc).__name__}: {exc}); it is not served",
+            )
+            continue
         routes += own
         fallbacks += after
     info = _mapping(doc.get("info"))
@@ -411,7 +421,7 @@ class _Builder:
 
     def headers(self, resp: dict[str, Any], where: str) -> dict[str, str]:
         out: dict[str, str] = {}
-        for name, raw in (resp.get("headers") or {}).items():
+        for name, raw in as_map(resp.get("headers")).items():
             if str(name).lower() == "content-type":
                 continue
             header = self.resolver.deref(raw, f"{where}/headers/{name}")

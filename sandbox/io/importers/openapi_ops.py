@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.io.importers._common import pointer
+from sandbox.io.importers._common import MALFORMED, as_list, as_map, as_strs, pointer
 from sandbox.io.importers.openapi_refs import Resolver
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 DEFAULT_PORT = 8080
+_BRACES = re.compile(r"\{[^{}/]+\}")
 _SCHEMA_KEYS = (
     "type",
     "format",
@@ -82,12 +83,12 @@ def server_of(doc: dict[str, Any], version: str) -> Server:
     notes: list[tuple[str, str, str]] = []
     if version == "2.0":
         host = doc.get("host")
-        schemes = doc.get("schemes") or ["http"]
+        schemes = as_strs(doc.get("schemes")) or ["http"]
         url = f"{schemes[0]}://{host}{doc.get('basePath') or ''}" if host else None
         where = "#/host"
         prefix_only = str(doc.get("basePath") or "")
     else:
-        servers = [s for s in doc.get("servers") or [] if isinstance(s, dict) and "url" in s]
+        servers = [s for s in as_list(doc.get("servers")) if isinstance(s, dict) and "url" in s]
         url, where, prefix_only = None, "#/servers", ""
         if servers:
             url = _expand(servers[0])
@@ -109,13 +110,13 @@ def server_of(doc: dict[str, Any], version: str) -> Server:
                 f"no loopback server URL with a port: the stub listens on {DEFAULT_PORT}",
             )
         )
-        return Server(DEFAULT_PORT, prefix, notes)
-    parts = urlsplit(url)
-    prefix = parts.path.rstrip("/")
+        return Server(DEFAULT_PORT, _prefix(prefix), notes)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
-        port = None
+    except ValueError:  # a bad port or a malformed [IPv6] host: nothing usable in it
+        parts, port = urlsplit(""), None
+    prefix = parts.path
     if not _loopback(parts.hostname or ""):
         notes.append(
             (
@@ -142,12 +143,18 @@ def server_of(doc: dict[str, Any], version: str) -> Server:
                 "the server is https: the stub answers plain HTTP (TLS is not served)",
             )
         )
-    return Server(port or DEFAULT_PORT, prefix, notes)
+    return Server(port or DEFAULT_PORT, _prefix(prefix), notes)
+
+
+def _prefix(path: str) -> str:
+    """A base path as a route prefix: `/v1`, or empty; never a trailing slash or braces."""
+    path = path.strip().strip("/")
+    return "/" + path if path and "{" not in path and "}" not in path else ""
 
 
 def _expand(server: dict[str, Any]) -> str:
     url = str(server["url"])
-    for name, var in (server.get("variables") or {}).items():
+    for name, var in as_map(server.get("variables")).items():
         if isinstance(var, dict) and "default" in var:
             url = url.replace("{" + str(name) + "}", str(var["default"]))
     return url
@@ -165,41 +172,66 @@ def _loopback(host: str) -> bool:
 def operations(
     doc: dict[str, Any], version: str, resolver: Resolver, prefix: str
 ) -> list[Operation]:
-    """Every operation of `paths`, with path-level parameters merged into each."""
+    """Every operation of `paths`, with path-level parameters merged into each.
+
+    A path that is not a route path, or an operation whose fields have shapes that cannot be
+    read, is reported as dropped and left out; the others are still imported.
+    """
     found: list[Operation] = []
-    paths = doc.get("paths") or {}
-    for path, item in paths.items() if isinstance(paths, dict) else ():
+    for path, item in as_map(doc.get("paths")).items():
         item_where = pointer("paths", path)
         item = resolver.deref(item, item_where)
-        if not isinstance(item, dict) or not str(path).startswith("/"):
+        if not isinstance(item, dict) or path.startswith("x-"):
             continue
-        shared = item.get("parameters") or []
+        literal = _BRACES.sub("", path)
+        if not path.startswith("/") or "{" in literal or "}" in literal:
+            resolver.result.drop(
+                f"{resolver.source}{item_where}",
+                f"{path!r} is not a path template (it must start with / and close every {{)",
+            )
+            continue
         for method in METHODS:
             op = item.get(method)
             if not isinstance(op, dict):
                 continue
             where = pointer("paths", path, method)
-            operation = Operation(method.upper(), prefix + str(path), where)
-            operation.callbacks = bool(op.get("callbacks"))
-            params = _params(
-                shared,
-                f"{item_where}/parameters",
-                op.get("parameters") or [],
-                f"{where}/parameters",
-                resolver,
-            )
-            if version == "2.0":
-                _swagger_operation(doc, op, params, operation, resolver)
-            else:
-                operation.params = [p for p in params if p.location != "body"]
-                operation.body = _request_body(op, where, resolver)
-                operation.responses = {
-                    str(code): resp
-                    for code, raw in (op.get("responses") or {}).items()
-                    if isinstance(resp := resolver.deref(raw, f"{where}/responses/{code}"), dict)
-                }
-            found.append(operation)
+            try:
+                found.append(_operation(doc, version, resolver, prefix, path, item, method, op))
+            except MALFORMED as exc:
+                resolver.result.drop(
+                    f"{resolver.source}{where}",
+                    f"this operation has a field of a shape that cannot be read "
+                    f"({type(exc).__name__}: {exc}); it is not served",
+                )
     return found
+
+
+def _operation(
+    doc: dict[str, Any],
+    version: str,
+    resolver: Resolver,
+    prefix: str,
+    path: str,
+    item: dict[str, Any],
+    method: str,
+    op: dict[str, Any],
+) -> Operation:
+    item_where, where = pointer("paths", path), pointer("paths", path, method)
+    operation = Operation(method.upper(), prefix + path, where)
+    operation.callbacks = bool(op.get("callbacks"))
+    shared = as_list(item.get("parameters"))
+    own = as_list(op.get("parameters"))
+    params = _params(shared, f"{item_where}/parameters", own, f"{where}/parameters", resolver)
+    if version == "2.0":
+        _swagger_operation(doc, op, params, operation, resolver)
+        return operation
+    operation.params = [p for p in params if p.location != "body"]
+    operation.body = _request_body(op, where, resolver)
+    for code, raw in as_map(op.get("responses")).items():
+        resp = resolver.deref(raw, f"{where}/responses/{code}")
+        if isinstance(resp, dict):
+            operation.responses[code] = resp
+    return operation
 
 
 def _params(
@@ -231,7 +263,7 @@ def _request_body(op: dict[str, Any], where: str, resolver: Resolver) -> Body | 
     body = resolver.deref(op.get("requestBody"), body_where)
     if not isinstance(body, dict):
         return None
-    content = body.get("content") or {}
+    content = as_map(body.get("content"))
     if not isinstance(content, dict) or not content:
         return None
     media = next((m for m in content if is_json(m)), next(iter(content)))
@@ -244,8 +276,8 @@ def _swagger_operation(
     doc: dict[str, Any], op: dict[str, Any], params: list[Param], out: Operation, resolver: Resolver
 ) -> None:
     """Swagger 2.0: a `body` parameter becomes the request body, responses take 3.x's shape."""
-    consumes = op.get("consumes") or doc.get("consumes") or ["application/json"]
-    produces = op.get("produces") or doc.get("produces") or ["application/json"]
+    consumes = as_strs(op.get("consumes")) or as_strs(doc.get("consumes")) or ["application/json"]
+    produces = as_strs(op.get("produces")) or as_strs(doc.get("produces")) or ["application/json"]
     out.params = [p for p in params if p.location not in ("body", "formData")]
     form = [p for p in params if p.location == "formData"]
     for p in params:
@@ -256,7 +288,7 @@ def _swagger_operation(
         required = [p.name for p in form if p.required]
         schema = {"type": "object", "properties": props, "required": required}
         out.body = Body(bool(required), str(consumes[0]), schema, form[0].where)
-    for code, raw in (op.get("responses") or {}).items():
+    for code, raw in as_map(op.get("responses")).items():
         where = f"{out.where}/responses/{code}"
         resp = resolver.deref(raw, where)
         if not isinstance(resp, dict):
@@ -273,7 +305,7 @@ def _swagger_operation(
                 }
                 for m in media_types
             }
-        headers = resp.get("headers") or {}
+        headers = as_map(resp.get("headers"))
         if isinstance(headers, dict):
             converted["headers"] = {
                 name: {"schema": h, **({"example": h["x-example"]} if "x-example" in h else {})}

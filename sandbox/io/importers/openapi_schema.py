@@ -9,11 +9,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from sandbox.io.importers._common import as_list, as_map, as_strs
 from sandbox.io.importers.openapi_refs import Resolver
 
 Mode = Literal["response", "request"]
 MAX_DEPTH = 12  # deeper than this, generation stops (self-referencing schemas end here)
 OPTIONAL_DEPTH = 4  # deeper than this, only required properties are generated
+MAX_VALUES = 5000  # values in one example: wide schemas nested deep would grow without bound
 MAX_REPEAT = 2  # a self-referencing schema (a tree, a linked list) is nested this many times
 _CYCLE = object()
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india")
@@ -31,7 +33,10 @@ class ExampleMaker:
     def make(self, schema: Any, where: str, mode: Mode = "response") -> Any:
         """An example for `schema`; `where` (a pointer into the source) seeds the choice."""
         rng = random.Random(f"{self.seed}:{where}")
-        value = _Run(self, rng, where, mode).value(schema, 0, ())
+        run = _Run(self, rng, where, mode)
+        value = run.value(schema, 0, ())
+        if run.budget < 0:
+            self.approximate(where, f"the example is cut short after {MAX_VALUES} values")
         return None if value is _CYCLE else value
 
     def approximate(self, where: str, what: str) -> None:
@@ -43,9 +48,11 @@ class ExampleMaker:
 class _Run:
     def __init__(self, maker: ExampleMaker, rng: random.Random, where: str, mode: Mode) -> None:
         self.maker, self.rng, self.where, self.mode = maker, rng, where, mode
+        self.budget = MAX_VALUES
 
     def value(self, schema: Any, depth: int, stack: tuple[str, ...], name: str = "") -> Any:
-        if depth > MAX_DEPTH:
+        self.budget -= 1
+        if depth > MAX_DEPTH or self.budget < 0:
             return _CYCLE
         if not isinstance(schema, dict):
             return "value" if schema is not False else None
@@ -88,9 +95,9 @@ class _Run:
     def merge(self, schema: dict[str, Any], stack: tuple[str, ...]) -> dict[str, Any]:
         """allOf as one schema: properties and required lists combined, first other keys win."""
         merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
-        props: dict[str, Any] = dict(merged.get("properties") or {})
-        required: list[str] = list(merged.get("required") or [])
-        for part in schema["allOf"]:
+        props: dict[str, Any] = dict(as_map(merged.get("properties")))
+        required: list[str] = as_strs(merged.get("required"))
+        for part in as_list(schema["allOf"]):
             if isinstance(part, dict) and stack.count(part.get("$ref", "")) >= MAX_REPEAT:
                 continue
             part = self.maker.resolver.deref(part, self.where)
@@ -98,8 +105,8 @@ class _Run:
                 continue
             if isinstance(part.get("allOf"), list):
                 part = self.merge(part, stack)
-            props.update(part.get("properties") or {})
-            required += [r for r in part.get("required") or [] if r not in required]
+            props.update(as_map(part.get("properties")))
+            required += [r for r in as_strs(part.get("required")) if r not in required]
             for key, val in part.items():
                 merged.setdefault(key, val)
         merged["properties"], merged["required"] = props, required
@@ -114,10 +121,14 @@ class _Run:
         chosen = choices[index]
         value = self.value(chosen, depth + 1, stack)
         disc = schema.get("discriminator")
-        if isinstance(value, dict) and isinstance(disc, dict) and "propertyName" in disc:
+        if (
+            isinstance(value, dict)
+            and isinstance(disc, dict)
+            and isinstance(disc.get("propertyName"), str)
+        ):
             ref = chosen.get("$ref", "") if isinstance(chosen, dict) else ""
             label = ref.rsplit("/", 1)[-1] if ref else None
-            for key, target in (disc.get("mapping") or {}).items():
+            for key, target in as_map(disc.get("mapping")).items():
                 if target == ref:
                     label = key
             if label:
@@ -125,10 +136,10 @@ class _Run:
         return value
 
     def object(self, schema: dict[str, Any], depth: int, stack: tuple[str, ...], name: str) -> Any:
-        props = schema.get("properties") or {}
-        required = set(schema.get("required") or [])
+        props = as_map(schema.get("properties"))
+        required = set(as_strs(schema.get("required")))
         out: dict[str, Any] = {}
-        for key, sub in props.items() if isinstance(props, dict) else ():
+        for key, sub in props.items():
             sub_plain = sub if isinstance(sub, dict) else {}
             skip = "writeOnly" if self.mode == "response" else "readOnly"
             if sub_plain.get(skip) is True:
@@ -146,8 +157,13 @@ class _Run:
             if value is not _CYCLE:
                 out["key1"] = value
         disc = schema.get("discriminator")
-        if name and isinstance(disc, dict) and disc.get("propertyName") in out:
-            labels = {v.rsplit("/", 1)[-1]: k for k, v in (disc.get("mapping") or {}).items()}
+        if (
+            name
+            and isinstance(disc, dict)
+            and isinstance(disc.get("propertyName"), str)
+            and disc["propertyName"] in out
+        ):
+            labels = {str(v).rsplit("/", 1)[-1]: k for k, v in as_map(disc.get("mapping")).items()}
             out[disc["propertyName"]] = labels.get(name, name)
         return out
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.io.importers._common import as_list, as_map, as_strs
 from sandbox.io.importers.openapi_ops import Operation, is_json
 from sandbox.io.importers.openapi_refs import Resolver
 
@@ -46,8 +47,8 @@ def conditions(op: Operation, resolver: Resolver) -> list[Condition]:
         found.append(Condition("body", "", ".", "body", "a request body is required"))
     if not is_json(body.media):
         return found
-    props = schema.get("properties") or {}
-    for name in schema.get("required") or []:
+    props = as_map(schema.get("properties"))
+    for name in as_strs(schema.get("required")):
         sub = resolver.deref(props.get(name, {}), body.where)
         kind = _kind(sub)
         pattern = _JSON_FORMS.get(kind, ".*")
@@ -118,12 +119,12 @@ def _kind(schema: Any) -> str:
 
 def _flatten(schema: Any, resolver: Resolver, where: str, depth: int = 0) -> dict[str, Any]:
     """An object schema's properties and required names, with allOf parts merged in."""
-    if not isinstance(schema, dict) or depth > 8:
+    if not isinstance(schema, dict) or depth > 4:  # allOf nests a level or two in practice
         return {}
-    props = dict(schema.get("properties") or {})
-    required = list(schema.get("required") or [])
-    for part in schema.get("allOf") or []:
+    props = dict(as_map(schema.get("properties")))
+    required = as_strs(schema.get("required"))
+    for part in as_list(schema.get("allOf")):
         sub = _flatten(resolver.deref(part, where), resolver, where, depth + 1)
-        props.update(sub.get("properties") or {})
-        required += [r for r in sub.get("required") or [] if r not in required]
+        props.update(as_map(sub.get("properties")))
+        required += [r for r in as_strs(sub.get("required")) if r not in required]
     return {"properties": props, "required": required}
