@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sandbox.io.importers._common import (
+    MALFORMED,
     ImportSourceError,
     parse_json,
     read_source,
@@ -68,7 +69,15 @@ def import_har(source: Path, *, keep_secrets: bool = False) -> ImportResult:
     result = ImportResult(profile={})
     reader = _Reader(source.name, result, keep_secrets)
     for index, entry in enumerate(entries):
-        reader.entry(entry, f"#/log/entries/{index}")
+        where = f"#/log/entries/{index}"
+        try:
+            reader.entry(entry, where)
+        except MALFORMED as exc:
+            result.drop(
+                f"{source.name}{where}",
+                f"this entry has a field of a shape that cannot be read "
+                f"({type(exc).__name__}: {exc}); it is skipped",
+            )
     if not reader.origins:
         raise ImportSourceError(f"{source} records no HTTP request with an answer to import.")
     reader.global_notes()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from sandbox.io.importers._common import (
     MALFORMED,
@@ -16,17 +13,15 @@ from sandbox.io.importers._common import (
     as_map,
     literal_json,
     literal_text,
-    parse_json,
-    read_source,
     slug,
 )
+from sandbox.io.importers.openapi_load import load_document
 from sandbox.io.importers.openapi_ops import Operation, is_json, operations, server_of, version_of
 from sandbox.io.importers.openapi_refs import Resolver
 from sandbox.io.importers.openapi_schema import ExampleMaker
 from sandbox.io.importers.openapi_validate import conditions, match_of, rejections
 from sandbox.io.report import ImportResult
 
-MAX_NODES = 2_000_000  # YAML aliases can make a small file expand into a huge tree
 _PATH_FORMS = {"integer": r"\d+", "number": r"[0-9.eE+-]+", "boolean": "true|false"}
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
 
@@ -37,7 +32,7 @@ def import_openapi(source: Path, *, seed: int = 0, validate_requests: bool = Fal
     Raises ImportSourceError (exit code 3) when the file is missing, not a regular file, over
     the size limit, not YAML/JSON, or not an OpenAPI 3.x / Swagger 2.0 document.
     """
-    doc = _load(source)
+    doc = load_document(source)
     version = version_of(doc)
     if version is None:
         raise ImportSourceError(
@@ -86,52 +81,6 @@ def import_openapi(source: Path, *, seed: int = 0, validate_requests: bool = Fal
         },
     }
     return result
-
-
-def _load(source: Path) -> dict[str, Any]:
-    data = read_source(source, "OpenAPI document")
-    if data.lstrip()[:1] in (b"{", b"["):
-        doc = parse_json(data, source, "OpenAPI document")
-    else:
-        try:
-            doc = yaml.safe_load(data.decode("utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            raise ImportSourceError(f"{source} is not UTF-8 text ({exc.reason}).") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
-            problem = getattr(exc, "problem", None) or "cannot be read"
-            raise ImportSourceError(
-                f"{where}: the OpenAPI document is not valid YAML: {problem}."
-            ) from None
-        except RecursionError:
-            raise ImportSourceError(f"{source} is nested too deeply to read.") from None
-    budget = [MAX_NODES]
-    try:
-        doc = _plain(doc, budget)
-    except RecursionError:
-        raise ImportSourceError(f"{source} is nested too deeply to read.") from None
-    if budget[0] < 0:
-        raise ImportSourceError(
-            f"{source} expands to more than {MAX_NODES} values (YAML aliases?); refused."
-        )
-    if not isinstance(doc, dict):
-        raise ImportSourceError(f"{source} is not an OpenAPI document: its top is not a mapping.")
-    return doc
-
-
-def _plain(value: Any, budget: list[int]) -> Any:
-    """JSON-like data: string keys (YAML reads `200:` as a number), dates as ISO text."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        return None
-    if isinstance(value, dict):
-        return {str(k): _plain(v, budget) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v, budget) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def _mapping(value: Any) -> dict[str, Any]:
