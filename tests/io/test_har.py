@@ -51,6 +51,11 @@ EXPECTED_LOSSES = {
         (D, "#/log/entries/7/request/url"),  # data:
         (A, "#/log/entries/8/request/queryString"),  # a repeated parameter
     },
+    "dashboard-http2": {
+        (D, "#/log/entries/*/request/headers"),
+        (A, "#/log/entries/*/timings"),
+        (A, "#/log/entries/1/response/headers/3"),  # x-auth-token redacted
+    },
     "login-flow-secrets": EVERY | {
         (D, "#/log/entries/4/response/content"),
         (D, "#/log/entries/5/response/status"),
@@ -60,6 +65,7 @@ EXPECTED_LOSSES = {
     },
 }  # fmt: skip
 CASES = {
+    "dashboard-http2": ("dashboard-http2.har", False),
     "shop-session": ("shop-session.har", False),
     "login-flow": ("login-flow.har", False),
     "login-flow-secrets": ("login-flow.har", True),
@@ -124,6 +130,20 @@ def test_secrets_are_redacted_unless_kept() -> None:
 def test_binary_answers_become_files_beside_the_profile() -> None:
     result = _import("shop-session")
     assert result.files == {"har-files/shop-example-com/entry-1.png": PNG}
+
+
+def test_long_text_goes_to_a_file_and_http2_pseudo_headers_are_dropped() -> None:
+    result = _import("dashboard-http2")
+    ((name, content),) = result.files.items()
+    assert name == "har-files/localhost/entry-0.js"
+    assert content.count(b"console.log('{{ not a template }}');") == 2000
+    routes = result.profile["services"]["localhost"]["routes"]
+    assert routes[0]["response"]["headers"] == {
+        "Content-Type": "application/javascript",
+        "server": "nginx",
+    }
+    options = result.profile["services"]["localhost-9090"]["routes"][1]
+    assert options["response"]["headers"]["vary"] == "Origin, Accept"
 
 
 def test_hop_by_hop_headers_are_dropped() -> None:

@@ -216,9 +216,52 @@ login = [
     entry("GET", "http://localhost:5001/status?tag=a&tag=b", 200, "text/plain", "up\n"),
 ]
 
+H2 = [{"name": ":status", "value": "200"}, {"name": "server", "value": "nginx"}]
+BUNDLE = "/* app bundle */\n" + "console.log('{{ not a template }}');\n" * 2000
+dashboard = [
+    entry(
+        "GET",
+        "http://localhost:8080/app.js",
+        200,
+        "application/javascript",
+        BUNDLE,
+        headers=[*H2, {"name": "content-encoding", "value": "br"}],
+    ),
+    entry(
+        "GET",
+        "http://localhost:8080/api/metrics?window=5m",
+        200,
+        "application/json",
+        '{"rps":12.5}',
+        headers=[*H2, {"name": "x-auth-token", "value": "t0k3n"}],
+    ),
+    entry(
+        "GET",
+        "http://localhost:9090/api/v1/query?query=up",
+        200,
+        "application/json",
+        '{"status":"success","data":{"result":[]}}',
+        headers=H2,
+    ),
+    entry("GET", "http://localhost:8080/favicon.ico", 404, "text/html", "<h1>Not Found</h1>"),
+    entry(
+        "OPTIONS",
+        "http://localhost:9090/api/v1/query",
+        204,
+        "",
+        None,
+        headers=[
+            {"name": "access-control-allow-origin", "value": "*"},
+            {"name": "vary", "value": "Origin"},
+            {"name": "vary", "value": "Accept"},
+        ],
+    ),
+]
+
 for name, entries, creator in (
     ("shop-session", shop, "WebInspector"),
     ("login-flow", login, "Firefox"),
+    ("dashboard-http2", dashboard, "Firefox"),
 ):
     text = json.dumps(har(entries, creator), indent=2) + "\n"
     (HERE / f"{name}.har").write_text(text, encoding="utf-8")
