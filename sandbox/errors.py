@@ -88,8 +88,14 @@ class StateError(SandboxError):
     """The state directory or a state record is unusable."""
 
 
-class SourceError(UsageError):
-    """A file given to `import` or `export` cannot be read as its format; names file and place."""
+class SourceError(SandboxError):
+    """A file given to `import` or `export` cannot be read as its format; names file and place.
+
+    Missing, not a regular file, over the size limit, or not valid in its format: like an
+    invalid profile, this is bad input in a file, so it shares that exit code.
+    """
+
+    exit_code = ExitCode.INVALID_PROFILE
 
 
 class StrictError(SandboxError):

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 import sandbox
-from sandbox.errors import ExitCode
-from sandbox.io.importers._common import ImportSourceError
+from sandbox.errors import ExitCode, SourceError
 from sandbox.io.importers.har import import_har
 from sandbox.io.importers.har_answers import REDACTED
 from sandbox.io.report import ImportResult
@@ -162,7 +161,7 @@ def test_hop_by_hop_headers_are_dropped() -> None:
 def test_unusable_recordings_are_refused(tmp_path: Path, content: str, message: str) -> None:
     source = tmp_path / "shop.har"
     source.write_text(content)
-    with pytest.raises(ImportSourceError) as caught:
+    with pytest.raises(SourceError) as caught:
         import_har(source)
     assert message in str(caught.value)
     assert caught.value.exit_code == ExitCode.INVALID_PROFILE
@@ -171,7 +170,7 @@ def test_unusable_recordings_are_refused(tmp_path: Path, content: str, message: 
 def test_a_fifo_is_not_read(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.har"
     os.mkfifo(fifo)
-    with pytest.raises(ImportSourceError, match="not a regular file"):
+    with pytest.raises(SourceError, match="not a regular file"):
         import_har(fifo)
 
 

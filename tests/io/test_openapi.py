@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import sandbox
-from sandbox.errors import ExitCode
-from sandbox.io.importers._common import MAX_SOURCE_BYTES, ImportSourceError
+from sandbox.errors import ExitCode, SourceError
+from sandbox.io.importers._common import MAX_SOURCE_BYTES
 from sandbox.io.importers.openapi import import_openapi
 from sandbox.io.report import ImportResult
 from sandbox.io.write import profile_yaml
@@ -201,7 +201,7 @@ def test_unreadable_documents_are_refused_with_where(
 ) -> None:
     source = tmp_path / "petstore.yaml"
     source.write_text(content)
-    with pytest.raises(ImportSourceError) as caught:
+    with pytest.raises(SourceError) as caught:
         import_openapi(source)
     assert message in str(caught.value)
     assert caught.value.exit_code == ExitCode.INVALID_PROFILE
@@ -216,7 +216,7 @@ def test_missing_oversized_and_non_regular_sources_are_refused(tmp_path: Path) -
         (tmp_path, "not a regular file"),
         (big, "over the import limit"),
     ):
-        with pytest.raises(ImportSourceError, match=message) as caught:
+        with pytest.raises(SourceError, match=message) as caught:
             import_openapi(source)
         assert caught.value.exit_code == 3
 

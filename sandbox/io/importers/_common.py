@@ -8,38 +8,30 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sandbox.errors import ExitCode, SandboxError
+from sandbox.errors import SourceError
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
 _NAME_CHARS = re.compile(r"[^a-z0-9_-]+")
 _TEMPLATE_START = re.compile(r"\{(?=[{%#])")
 
 
-class ImportSourceError(SandboxError):
-    """A source file cannot be imported: missing, not a regular file, too large, or unparsable."""
-
-    exit_code = ExitCode.INVALID_PROFILE
-
-
 def read_source(source: Path, what: str, *, limit: int = MAX_SOURCE_BYTES) -> bytes:
     """The bytes of `source`, refused unless it is a regular file of at most `limit` bytes.
 
-    Raises ImportSourceError. The size is checked before and while reading, so a file that
+    Raises SourceError. The size is checked before and while reading, so a file that
     grows (or a FIFO posing as a file) cannot make the import read without bound.
     """
     try:
         info = source.stat()
     except OSError as exc:
-        raise ImportSourceError(
+        raise SourceError(
             f"cannot read the {what} {source}: {exc.strerror or exc}.",
             "check the path",
         ) from None
     if not stat.S_ISREG(info.st_mode):
-        raise ImportSourceError(
-            f"the {what} {source} is not a regular file.", "give the path of a file"
-        )
+        raise SourceError(f"the {what} {source} is not a regular file.", "give the path of a file")
     if info.st_size > limit:
-        raise ImportSourceError(
+        raise SourceError(
             f"the {what} {source} is {info.st_size} bytes, over the import limit of {limit}.",
             "split it, or import a smaller export",
         )
@@ -47,26 +39,24 @@ def read_source(source: Path, what: str, *, limit: int = MAX_SOURCE_BYTES) -> by
         with source.open("rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise ImportSourceError(
-            f"cannot read the {what} {source}: {exc.strerror or exc}."
-        ) from None
+        raise SourceError(f"cannot read the {what} {source}: {exc.strerror or exc}.") from None
     if len(data) > limit:
-        raise ImportSourceError(f"the {what} {source} grew past the import limit of {limit} bytes.")
+        raise SourceError(f"the {what} {source} grew past the import limit of {limit} bytes.")
     return data
 
 
 def parse_json(data: bytes, source: Path, what: str) -> Any:
-    """JSON text to data; raises ImportSourceError naming the line and column of the problem."""
+    """JSON text to data; raises SourceError naming the line and column of the problem."""
     try:
         return json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise ImportSourceError(f"the {what} {source} is not UTF-8 text ({exc.reason}).") from None
+        raise SourceError(f"the {what} {source} is not UTF-8 text ({exc.reason}).") from None
     except json.JSONDecodeError as exc:
-        raise ImportSourceError(
+        raise SourceError(
             f"{source}:{exc.lineno}:{exc.colno}: the {what} is not valid JSON: {exc.msg}."
         ) from None
     except RecursionError:
-        raise ImportSourceError(f"the {what} {source} is nested too deeply to read.") from None
+        raise SourceError(f"the {what} {source} is nested too deeply to read.") from None
 
 
 def slug(text: str, fallback: str) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from sandbox.errors import SourceError
 from sandbox.io.importers._common import (
     MALFORMED,
-    ImportSourceError,
     parse_json,
     read_source,
     slug,
@@ -55,14 +55,14 @@ def import_har(source: Path, *, keep_secrets: bool = False) -> ImportResult:
     """A profile with one `http` service per origin of the recording at `source`.
 
     Binary answers become extra files (`result.files`) under `har-files/`. Raises
-    ImportSourceError (exit code 3) when the file is missing, not a regular file, over the size
+    SourceError (exit code 3) when the file is missing, not a regular file, over the size
     limit, not JSON, or has no `log.entries` list.
     """
     doc = parse_json(read_source(source, "HAR file"), source, "HAR file")
     log = doc.get("log") if isinstance(doc, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
-        raise ImportSourceError(
+        raise SourceError(
             f"{source} is not a HAR file: it has no `log.entries` list.",
             "export it from the browser's network panel with 'Save all as HAR'",
         )
@@ -79,7 +79,7 @@ def import_har(source: Path, *, keep_secrets: bool = False) -> ImportResult:
                 f"({type(exc).__name__}: {exc}); it is skipped",
             )
     if not reader.origins:
-        raise ImportSourceError(f"{source} records no HTTP request with an answer to import.")
+        raise SourceError(f"{source} records no HTTP request with an answer to import.")
     reader.global_notes()
     profile_name = slug(source.stem, "har")
     result.profile = {

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sandbox.errors import SourceError
 from sandbox.io.importers._common import (
     MALFORMED,
-    ImportSourceError,
     as_map,
     literal_json,
     literal_text,
@@ -29,13 +29,13 @@ _IDENT = re.compile(r"[^A-Za-z0-9_]")
 def import_openapi(source: Path, *, seed: int = 0, validate_requests: bool = False) -> ImportResult:
     """One `http` service answering every operation of the document at `source`.
 
-    Raises ImportSourceError (exit code 3) when the file is missing, not a regular file, over
+    Raises SourceError (exit code 3) when the file is missing, not a regular file, over
     the size limit, not YAML/JSON, or not an OpenAPI 3.x / Swagger 2.0 document.
     """
     doc = load_document(source)
     version = version_of(doc)
     if version is None:
-        raise ImportSourceError(
+        raise SourceError(
             f"{source} is not an OpenAPI document: it has neither `openapi: 3.x` nor "
             '`swagger: "2.0"` at the top.',
         )

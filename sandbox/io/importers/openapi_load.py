@@ -8,14 +8,15 @@ from typing import Any
 
 import yaml
 
-from sandbox.io.importers._common import ImportSourceError, parse_json, read_source
+from sandbox.errors import SourceError
+from sandbox.io.importers._common import parse_json, read_source
 
 MAX_NODES = 2_000_000  # YAML aliases can make a small file expand into a huge tree
 _SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser, where libyaml is there
 
 
 def load_document(source: Path) -> dict[str, Any]:
-    """The document at `source` as JSON-like data. Raises ImportSourceError saying where."""
+    """The document at `source` as JSON-like data. Raises SourceError saying where."""
     data = read_source(source, "OpenAPI document")
     if data.lstrip()[:1] in (b"{", b"["):
         doc = parse_json(data, source, "OpenAPI document")
@@ -23,27 +24,27 @@ def load_document(source: Path) -> dict[str, Any]:
         try:
             doc = yaml.load(data.decode("utf-8-sig"), Loader=_SAFE)
         except UnicodeDecodeError as exc:
-            raise ImportSourceError(f"{source} is not UTF-8 text ({exc.reason}).") from None
+            raise SourceError(f"{source} is not UTF-8 text ({exc.reason}).") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else str(source)
             problem = getattr(exc, "problem", None) or "cannot be read"
-            raise ImportSourceError(
+            raise SourceError(
                 f"{where}: the OpenAPI document is not valid YAML: {problem}."
             ) from None
         except RecursionError:
-            raise ImportSourceError(f"{source} is nested too deeply to read.") from None
+            raise SourceError(f"{source} is nested too deeply to read.") from None
     budget = [MAX_NODES]
     try:
         doc = _plain(doc, budget)
     except RecursionError:
-        raise ImportSourceError(f"{source} is nested too deeply to read.") from None
+        raise SourceError(f"{source} is nested too deeply to read.") from None
     if budget[0] < 0:
-        raise ImportSourceError(
+        raise SourceError(
             f"{source} expands to more than {MAX_NODES} values (YAML aliases?); refused."
         )
     if not isinstance(doc, dict):
-        raise ImportSourceError(f"{source} is not an OpenAPI document: its top is not a mapping.")
+        raise SourceError(f"{source} is not an OpenAPI document: its top is not a mapping.")
     return doc
 
 
