@@ -8,7 +8,7 @@ import pytest
 
 from sandbox.errors import UsageError
 from sandbox.probe import ResolveError
-from sandbox.targets import (
+from sandbox.probe.targets import (
     Target,
     TargetError,
     check_loopback,

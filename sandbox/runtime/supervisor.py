@@ -113,7 +113,7 @@ def _log_event(event: Event) -> None:
 
 async def _supervise(args: argparse.Namespace) -> int:
     from sandbox.profile.loader import load_profile
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
     ready_fd: int = args.ready_fd
 

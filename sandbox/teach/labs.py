@@ -278,8 +278,8 @@ def start_lab(name: str, state_root: Path, *, wait_timeout: float = WAIT_TIMEOUT
     when a service did not get ready. Leaves the lab running (recorded like any sandbox) only
     when it returns; on an error nothing of it is left.
     """
-    from sandbox.lifecycle import up_detached
     from sandbox.profile.loader import load_profile
+    from sandbox.runtime.manage import up_detached
 
     lab = get_lab(name)
     profile = load_profile(_profile_path(lab))
@@ -316,7 +316,7 @@ def stop_lab(name: str, state_root: Path, *, grace: float = 5.0) -> DownReport:
     Returns the report; one with nothing stopped when the lab was not running. Raises
     UsageError for an unknown lab. Leaves the record in place only if something survived.
     """
-    from sandbox.lifecycle import down_many
+    from sandbox.runtime.manage import down_many
 
     lab = get_lab(name)
     reports = asyncio.run(down_many(state_root, lab.sandbox, grace=grace))

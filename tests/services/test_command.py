@@ -20,7 +20,7 @@ import pytest
 from sandbox.errors import BindError, ConflictError, ExitCode, NotReadyError
 from sandbox.profile.loader import load_profile_data
 from sandbox.profile.models import CommandService
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 from sandbox.services import command
 from sandbox.services.command import (
     CommandConfigError,

@@ -265,7 +265,7 @@ def probe(
     Only loopback is probed: this is not a network scanner. Exit 0 when every target is
     reachable, 5 otherwise.
     """
-    from sandbox.inspect import probe_targets
+    from sandbox.probe.survey import probe_targets
 
     results = asyncio.run(probe_targets(targets, timeout=timeout, state_root=_state_root()))
     out = printer()
@@ -403,8 +403,8 @@ def up(
     In the foreground (default) logs stream until Ctrl-C; with -d a supervisor keeps the
     sandbox running in the background and `sandbox down` stops it.
     """
-    from sandbox.lifecycle import up_detached, up_foreground
     from sandbox.profile.models import parse_duration
+    from sandbox.runtime.manage import up_detached, up_foreground
 
     try:
         timeout = parse_duration(wait_timeout)
@@ -443,7 +443,7 @@ def status(
     json_: JsonOpt = False,
 ) -> None:
     """Every running sandbox and its services, with a live probe of each."""
-    from sandbox.lifecycle import statuses
+    from sandbox.runtime.manage import statuses
 
     found = asyncio.run(statuses(_state_root(), name))
     out = printer()
@@ -476,7 +476,7 @@ def logs(
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end of each log.")] = 50,
 ) -> None:
     """Print the logs of a sandbox's services (the last lines; -f follows)."""
-    from sandbox.lifecycle import read_logs
+    from sandbox.runtime.manage import read_logs
 
     out = printer()
     for svc, text in read_logs(_state_root(), name, service, tail=tail, follow=follow):
@@ -497,7 +497,7 @@ def down(
 
     Exit 0 when everything is gone, 6 when something survived.
     """
-    from sandbox.lifecycle import down_many
+    from sandbox.runtime.manage import down_many
 
     if (name is None) == (not all_):
         raise UsageError(

@@ -73,7 +73,7 @@ async def _foreground(
     out: Printer,
     json_: bool,
 ) -> int:
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
     width = max(len(s) for s in profile.services)
     started = False

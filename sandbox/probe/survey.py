@@ -10,7 +10,7 @@ from sandbox.errors import ProfileNotFound, UsageError
 from sandbox.net.addresses import format_hostport
 from sandbox.net.table import Listener, SocketTable, read_table
 from sandbox.probe import ProbeResult, ProbeState, probe_all, probe_http, probe_tcp
-from sandbox.targets import Target, expand, parse_target
+from sandbox.probe.targets import Target, expand, parse_target
 
 
 async def probe_targets(

@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandbox.errors import BindError, ProfileNotFound, UsageError
-from sandbox.inspect import neighbours
 from sandbox.net.addresses import IPAddress, format_hostport, is_loopback, pool_addresses
 from sandbox.net.conflicts import Blocker, blockers, next_free_port
 from sandbox.net.sockets import bind_listener
 from sandbox.net.table import Listener, Owner, SocketTable, read_bindv6only, read_table
 from sandbox.output import Printer
 from sandbox.probe import ProbeResult, ProbeState, ResolveError, probe_tcp, resolve
-from sandbox.targets import expand, parse_target
+from sandbox.probe.survey import neighbours
+from sandbox.probe.targets import expand, parse_target
 
 TableReader = Callable[[], SocketTable]
 _RULES = ("exact", "mapped", "wildcard", "dual-stack")  # the most specific holder first
