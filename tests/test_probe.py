@@ -210,7 +210,7 @@ async def test_resolve_reports_an_impossible_name() -> None:
     # An empty label fails Python's IDNA encoding before any resolver is asked.
     with pytest.raises(ResolveError) as caught:
         await resolve("bad..name", 80)
-    assert caught.value.state is ProbeState.UNRESOLVED
+    assert caught.value.state == ProbeState.UNRESOLVED
     assert isinstance(caught.value, ValueError)
     assert "bad..name did not resolve" in caught.value.message
 

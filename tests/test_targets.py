@@ -6,8 +6,7 @@ import socket
 
 import pytest
 
-from sandbox.errors import UsageError
-from sandbox.probe import ResolveError
+from sandbox.errors import ResolveError, UsageError
 from sandbox.probe.targets import (
     Target,
     TargetError,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from sandbox.errors import UsageError
+from sandbox.errors import ResolveError
 from sandbox.net.addresses import format_hostport
 
 BODY_LIMIT = 64 * 1024  # the most a probe reads of a body, a header block or a send/expect reply
@@ -72,14 +72,6 @@ class ProbeResult:
         if self.body_excerpt is not None:
             data["body_excerpt"] = self.body_excerpt
         return data
-
-
-class ResolveError(UsageError, ValueError):
-    """A name did not resolve; `state` is UNRESOLVED, or TIMEOUT when the resolver was too slow."""
-
-    def __init__(self, message: str, hint: str | None, state: ProbeState) -> None:
-        super().__init__(message, hint)
-        self.state = state
 
 
 def _seconds(value: float) -> str:
@@ -491,10 +483,10 @@ async def resolve(name: str, port: int, *, timeout: float = 2.0) -> list[str]:
             return await answer
     except TimeoutError:
         message = f"{name} did not resolve within {_seconds(timeout)} s."
-        raise ResolveError(message, hint, ProbeState.TIMEOUT) from None
+        raise ResolveError(message, hint, "timeout") from None
     except (OSError, UnicodeError) as exc:
         _, reason = _classify(exc, name, None, timeout)
-        raise ResolveError(f"{reason}.", hint, ProbeState.UNRESOLVED) from None
+        raise ResolveError(f"{reason}.", hint, "unresolved") from None
 
 
 async def probe_all(

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sandbox.errors import UsageError
+from sandbox.errors import TargetError
 from sandbox.net.addresses import format_hostport
 from sandbox.probe import resolve
 
@@ -19,13 +19,6 @@ _LOOPBACK_HINT = "probe a loopback address: 127.x.y.z:PORT, [::1]:PORT or localh
 _FORMS = "write HOST:PORT, [::1]:PORT or http://HOST:PORT/PATH"
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
-
-
-class TargetError(UsageError, ValueError):
-    """A probe target that cannot be probed; the message says why and how to write it."""
-
-    def __init__(self, message: str, hint: str | None = _FORMS + ".") -> None:
-        super().__init__(message, hint)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.errors import ExitCode, SandboxError
+from sandbox.errors import SandboxError, error_from_json, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
 
 
@@ -70,10 +70,9 @@ def spawn(
     if not message.get("ok"):
         proc.wait(timeout=10)
         error = message.get("error")
-        assert isinstance(error, dict)
-        exc = SandboxError(str(error["message"]), error.get("hint"))
-        exc.exit_code = ExitCode(int(error["exit_code"]))
-        raise exc
+        if not isinstance(error, dict):
+            raise SandboxError(f"the supervisor of {name} stopped with an unreadable report.")
+        raise error_from_json(error)
     return message
 
 
@@ -141,7 +140,7 @@ async def _supervise(args: argparse.Namespace) -> int:
         )
         await sandbox.start()
     except SandboxError as exc:
-        report({"ok": False, "error": _error_json(exc)})
+        report({"ok": False, "error": error_to_json(exc)})
         return int(exc.exit_code)
     print(f"{time.strftime('%H:%M:%S')} sandbox {args.name} ready (pid {os.getpid()})", flush=True)
     report({"ok": True, "name": args.name, "pid": os.getpid()})
@@ -151,15 +150,6 @@ async def _supervise(args: argparse.Namespace) -> int:
         print(f"{time.strftime('%H:%M:%S')} stopping", flush=True)
         await sandbox.stop()
     return 0
-
-
-def _error_json(exc: SandboxError) -> dict[str, object]:
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc) if exc.hint is None else exc.message,
-        "hint": exc.hint,
-        "exit_code": int(exc.exit_code),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

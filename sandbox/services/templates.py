@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from sandbox.errors import ExitCode, SandboxError
+from sandbox.errors import StubConfigError as StubConfigError  # old home, still importable
 
 # Autoescape stays off: bodies are JSON or plain text, and HTML-escaping would corrupt both.
 # StrictUndefined turns `{{ path.idd }}` into an error that names `idd` instead of "".
@@ -17,12 +17,6 @@ _ENV = SandboxedEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
 _MARKERS = ("{{", "{%", "{#")
-
-
-class StubConfigError(SandboxError):
-    """A stub's routes cannot be built: a bad path pattern or template syntax."""
-
-    exit_code = ExitCode.INVALID_PROFILE
 
 
 class RenderError(Exception):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sandbox.errors import HostsFileError as HostsFileError  # old home, still importable
 from sandbox.errors import ProfileNotFound, SandboxError, UsageError
 from sandbox.net.addresses import parse_loopback
 from sandbox.output import Printer
@@ -26,10 +27,6 @@ NSSWITCH = Path("/etc/nsswitch.conf")
 Action = Literal["printed", "written", "unchanged", "removed", "absent"]
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
-
-
-class HostsFileError(SandboxError):
-    """A hosts file could not be read or rewritten, or its sandbox block is damaged."""
 
 
 @dataclass(frozen=True)

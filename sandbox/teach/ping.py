@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sandbox.errors import SandboxError, UsageError
+from sandbox.errors import PingUnavailable, UsageError
 from sandbox.net.addresses import is_loopback
 from sandbox.output import Printer
 
@@ -25,11 +25,6 @@ PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 PAYLOAD_BYTES = 56  # what the system ping sends: 64 bytes with the ICMP header
 _REQUEST = {4: 8, 6: 128}  # ICMP echo request; ICMPv6 echo request
 _REPLY = {4: 0, 6: 129}
-
-
-class PingUnavailable(SandboxError):
-    """No ICMP socket may be opened here (or sending failed); the message says why, the hint
-    what to change."""
 
 
 @dataclass(frozen=True)

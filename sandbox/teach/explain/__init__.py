@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sandbox.errors import BindError, ProfileNotFound, UsageError
+from sandbox.errors import BindError, ProfileNotFound, ResolveError, UsageError
 from sandbox.net.addresses import IPAddress, format_hostport, is_loopback, pool_addresses
 from sandbox.net.conflicts import Blocker, blockers, next_free_port
 from sandbox.net.sockets import bind_listener
 from sandbox.net.table import Listener, Owner, SocketTable, read_bindv6only, read_table
 from sandbox.output import Printer
-from sandbox.probe import ProbeResult, ProbeState, ResolveError, probe_tcp, resolve
+from sandbox.probe import ProbeResult, ProbeState, probe_tcp, resolve
 from sandbox.probe.survey import neighbours
 from sandbox.probe.targets import expand, parse_target
 
