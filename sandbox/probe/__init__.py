@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import re
 import socket
 import threading
@@ -14,12 +15,11 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sandbox.errors import ResolveError
-from sandbox.net.addresses import format_hostport
+from sandbox.net.addresses import format_hostport, loopback_problem
 
 BODY_LIMIT = 64 * 1024  # the most a probe reads of a body, a header block or a send/expect reply
 EXCERPT_CHARS = 200
 _CLOSE_GRACE = 0.5
-_V6_LOOPBACK = socket.inet_pton(socket.AF_INET6, "::1")
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: ([^\r\n]*))?\r?\n")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # The probes take `timeout` themselves (ruff's ASYNC109 would have callers wrap them in
@@ -87,17 +87,19 @@ def _excerpt(data: bytes | bytearray) -> str:
 
 
 def _family(address: str) -> socket.AddressFamily:
-    """The family of a literal loopback address. Raises ValueError for a name or a non-loopback
-    address: the probe core never looks names up behind the caller's back, nor scans networks."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            packed = socket.inet_pton(family, address)
-        except OSError:
-            continue
-        if packed[0] == 127 if family == socket.AF_INET else packed == _V6_LOOPBACK:
-            return family
-        raise ValueError(f"{address} is not a loopback address: probes go to 127.0.0.0/8 and ::1.")
-    raise ValueError(f"{address!r} is not a literal address: resolve() it and probe what it gives.")
+    """The family of a literal loopback address. Raises ValueError for a name or an address the
+    loopback rule refuses: the probe core never looks names up behind the caller's back, nor
+    scans networks."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(
+            f"{address!r} is not a literal address: resolve() it and probe what it gives."
+        ) from None
+    problem = loopback_problem(addr, address)
+    if problem is not None:
+        raise ValueError(problem)
+    return socket.AF_INET if addr.version == 4 else socket.AF_INET6
 
 
 def _check(address: str, port: int, timeout: float) -> socket.AddressFamily:
@@ -109,11 +111,6 @@ def _check(address: str, port: int, timeout: float) -> socket.AddressFamily:
 
 
 def _unreachable(address: str, exc: OSError) -> str:
-    if address == "127.255.255.255":
-        return (
-            "network unreachable: 127.255.255.255 is the broadcast address of 127.0.0.0/8, "
-            "and the kernel refuses TCP connections to a broadcast address"
-        )
     if ":" in address:
         return f"network unreachable: {address} is not usable; is IPv6 disabled? ({exc.strerror})"
     return f"network unreachable: the kernel has no route to {address} ({exc.strerror})"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from sandbox.errors import PingUnavailable, UsageError
-from sandbox.net.addresses import is_loopback
+from sandbox.net.addresses import is_loopback, loopback_problem
 from sandbox.output import Printer
 
 Method = Literal["dgram", "raw"]
@@ -186,19 +186,10 @@ def _loopback(host: str) -> str:
                 "Write 127.0.0.1, another 127.x.y.z, or ::1.",
             ) from None
         return _localhost()
-    if address == ipaddress.ip_address("127.255.255.255"):
-        raise UsageError(
-            "127.255.255.255 is the broadcast address of 127.0.0.0/8, not one host's address.",
-            "Write 127.0.0.1, another 127.x.y.z, or ::1.",
-        )
-    if not is_loopback(address):
-        raise UsageError(
-            f"{address} is not a loopback address: sandbox ping only pings this machine "
-            "(127.0.0.0/8 and ::1).",
-            "Write 127.0.0.1, another 127.x.y.z, or ::1.",
-        )
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return str(mapped or address)
+    problem = loopback_problem(address, literal)
+    if problem is not None:
+        raise UsageError(problem, "Write 127.0.0.1, another 127.x.y.z, or ::1.")
+    return str(address)
 
 
 def _localhost() -> str:

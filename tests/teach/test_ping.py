@@ -104,7 +104,7 @@ def test_ping_group_range() -> None:
     ("host", "words"),
     [
         ("10.0.0.1", "not a loopback address"),
-        ("0.0.0.0", "not a loopback address"),
+        ("0.0.0.0", "wildcard address"),
         ("127.255.255.255", "broadcast"),
         ("example.com", "looks no other name up"),
         ("web.sandbox.test", "looks no other name up"),
