@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sandbox.errors import ProfileNotFound, UsageError
 from sandbox.net.addresses import format_hostport
-from sandbox.net.table import Listener, SocketTable, read_table
+from sandbox.net.listeners import Listener, SocketTable
+from sandbox.net.table import read_table
 from sandbox.probe import ProbeResult, ProbeState, probe_all, probe_http, probe_tcp
 from sandbox.probe.targets import Target, expand, parse_target
 

@@ -19,8 +19,9 @@ from typing import IO, TYPE_CHECKING
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
-from sandbox.net.table import SocketTable, read_bindv6only, read_table
+from sandbox.net.table import read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
 from sandbox.profile.models import Profile

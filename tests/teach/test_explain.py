@@ -17,8 +17,8 @@ import pytest
 
 from sandbox.errors import BindError, UsageError
 from sandbox.net.addresses import format_hostport
+from sandbox.net.listeners import Listener, Owner
 from sandbox.net.sockets import bind_listener
-from sandbox.net.table import Listener, Owner
 from sandbox.output import Printer
 from sandbox.probe import ProbeState, resolve
 from sandbox.runtime.processes import ref_for

@@ -14,8 +14,9 @@ from pathlib import Path
 from sandbox.errors import BindError, ProfileNotFound, ResolveError, UsageError
 from sandbox.net.addresses import IPAddress, format_hostport, is_loopback, pool_addresses
 from sandbox.net.conflicts import Blocker, blockers, next_free_port
+from sandbox.net.listeners import Listener, Owner, SocketTable
 from sandbox.net.sockets import bind_listener
-from sandbox.net.table import Listener, Owner, SocketTable, read_bindv6only, read_table
+from sandbox.net.table import read_bindv6only, read_table
 from sandbox.output import Printer
 from sandbox.probe import ProbeResult, ProbeState, probe_tcp, resolve
 from sandbox.probe.survey import neighbours
