@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     NOT_READY = 5
     TEARDOWN_INCOMPLETE = 6
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # stdout's reader went away (`sandbox ports | head`), as for SIGPIPE
+    TERMINATED = 143  # a foreground `up` stopped by SIGTERM, as a shell reports it
 
 
 class SandboxError(Exception):

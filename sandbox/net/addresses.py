@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Collection, Iterator, Sequence
@@ -92,6 +91,8 @@ def default_pool(profile_name: str) -> ipaddress.IPv4Network:
     The second octet lies in 16..254, so the pool never overlaps 127.0.x.x (where
     127.0.0.1 lives) nor 127.255.x.x (the broadcast end of the /8).
     """
+    import hashlib  # here, not at the top: loading OpenSSL would slow `sandbox --help`
+
     digest = hashlib.sha256(profile_name.encode("utf-8")).digest()
     second = 16 + int.from_bytes(digest[:4], "big") % (254 - 16 + 1)
     return ipaddress.IPv4Network(f"127.{second}.0.0/16")

@@ -1,31 +1,46 @@
-"""`sandbox probe` as a function: expand targets to literal endpoints, probe, explain refusals."""
+"""Probe many targets: expand each to literal endpoints, probe them all, explain refusals."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
-from sandbox.errors import ProfileNotFound, UsageError
+from sandbox.errors import UsageError
 from sandbox.net.addresses import format_hostport
 from sandbox.net.listeners import Listener, SocketTable
 from sandbox.net.table import read_table
 from sandbox.probe import ProbeResult, ProbeState, probe_all, probe_http, probe_tcp
 from sandbox.probe.targets import Target, expand, parse_target
 
+Named = Callable[[str], list[tuple[str, str, int]]]
+
+
+def _no_names(name: str) -> list[tuple[str, str, int]]:
+    raise UsageError(f"{name!r} is neither host:port nor a URL.", "Write 127.0.0.5:8080.")
+
 
 async def probe_targets(
-    texts: list[str], *, timeout: float, state_root: Path | None = None
+    texts: list[str],
+    *,
+    timeout: float,
+    named: Named = _no_names,
+    table: Callable[[], SocketTable] | None = None,
 ) -> list[ProbeResult]:
     """Probe every target; refused results say what listens on that port elsewhere.
 
-    Raises UsageError for a target that is not loopback or cannot be parsed.
+    `named` turns a bare name (a profile or a running sandbox) into (label, address, port)
+    triples; the caller decides where those come from, so probing never reads state itself.
+    `table` reads the socket table (default: the machine's). Raises UsageError for a target
+    that is not loopback or cannot be parsed.
     """
     jobs: list[Awaitable[ProbeResult]] = []
     for text in texts:
         target = parse_target(text)  # raises TargetError, a UsageError naming the text
         if target.kind == "name":
-            jobs.extend(_profile_jobs(text, timeout, state_root))
+            jobs.extend(
+                probe_tcp(address, port, timeout=timeout, target=label)
+                for label, address, port in named(text)
+            )
             continue
         endpoints = await expand(target, timeout=timeout)
         for address, port in endpoints:
@@ -33,8 +48,9 @@ async def probe_targets(
             jobs.append(_job(target, address, port, label, timeout))
     results = await probe_all(jobs)
     if any(r.state is ProbeState.REFUSED for r in results):
-        table = read_table(protocols=("tcp",))
-        results = [explain_refused(r, table) for r in results]
+        listeners = table() if table is not None else read_table(protocols=("tcp",))
+        quoted: set[int] = set()
+        results = [explain_refused(r, listeners, quoted) for r in results]
     return results
 
 
@@ -48,55 +64,38 @@ def _job(
     return probe_tcp(address, port, timeout=timeout, target=label)
 
 
-def _profile_jobs(
-    name: str, timeout: float, state_root: Path | None
-) -> list[Awaitable[ProbeResult]]:
-    """A profile name: probe where its running sandbox is, else where its plan would put it."""
-    from sandbox.runtime.state import StateDir
-
-    if state_root is not None:
-        record = StateDir(state_root, name).read()
-        if record is not None:
-            return [
-                probe_tcp(s.address, s.port, timeout=timeout, target=f"{name}/{s.name}")
-                for s in record.services
-            ]
-    from sandbox.plan import make_plan
-    from sandbox.profile.loader import load_profile
-
-    try:
-        profile = load_profile(name)
-    except ProfileNotFound:
-        raise UsageError(
-            f"{name!r} is neither host:port, a URL, nor a profile name.",
-            "Write 127.0.0.5:8080, [::1]:9000, localhost:5432 or http://127.0.0.9:8000/health.",
-        ) from None
-    plan = make_plan(profile)
-    return [
-        probe_tcp(str(s.address), s.port, timeout=timeout, target=f"{name}/{s.name}")
-        for s in plan.services
-        if s.port
-    ]
-
-
 def neighbours(address: str, port: int, table: SocketTable) -> list[Listener]:
     """Listeners on the same port at another address: the usual cause of a refused connection."""
     here = ipaddress.ip_address(address)
     return [x for x in table if x.port == port and x.protocol == "tcp" and x.address != here]
 
 
-def explain_refused(result: ProbeResult, table: SocketTable) -> ProbeResult:
-    """Add what the socket table knows to a refused result ("... but 127.0.0.63:8080 does")."""
+def explain_refused(
+    result: ProbeResult, table: SocketTable, quoted: set[int] | None = None
+) -> ProbeResult:
+    """Add what the socket table knows to a refused result ("... but 127.0.0.63:8080 does").
+
+    An owner's command line is quoted once per `quoted` set (then only its pid), so a
+    thousand refusals near one busy program do not repeat it a thousand times."""
     if result.state is not ProbeState.REFUSED or result.address is None or result.port is None:
         return result
     found = neighbours(result.address, result.port, table)
     if not found:
         return result
-    others = ", ".join(
-        f"{x.hostport} ({x.owner.describe()})" if x.owner else x.hostport for x in found[:3]
-    )
+    others = ", ".join(_holder(x, quoted) for x in found[:3])
     where = format_hostport(result.address, result.port)
     detail = f"nothing listens on {where}, but {others} does: wrong address?"
     from dataclasses import replace
 
     return replace(result, detail=detail)
+
+
+def _holder(entry: Listener, quoted: set[int] | None) -> str:
+    owner = entry.owner
+    if owner is None:
+        return entry.hostport
+    if owner.pid is not None and quoted is not None:
+        if owner.pid in quoted:
+            return f"{entry.hostport} (pid {owner.pid}, as above)"
+        quoted.add(owner.pid)
+    return f"{entry.hostport} ({owner.describe()})"

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 from sandbox.errors import HostsFileError as HostsFileError  # old home, still importable
 from sandbox.errors import ProfileNotFound, SandboxError, UsageError
 from sandbox.net.addresses import parse_loopback
-from sandbox.output import Printer
 from sandbox.runtime.state import SandboxRecord
 
 if TYPE_CHECKING:
@@ -358,12 +357,3 @@ def _sentences(
     }
     out.append(done[action])
     return out
-
-
-def render(report: HostsReport, out: Printer) -> None:
-    """The block on stdout (ready for `| sudo tee -a /etc/hosts`), the sentences on stderr."""
-    if report.action not in ("removed", "absent"):
-        for line in block_lines(report.sandbox, report.entries):
-            out.line(out.paint(line, "dim") if line.startswith("#") else line)
-    for sentence in report.sentences:
-        out.note(sentence)

@@ -147,8 +147,15 @@ def test_not_ready_exits_5_and_leaves_nothing(
     assert not (cli.state / "sick" / "state.json").exists()
 
 
-def test_foreground_sigint_stops_cleanly(
-    cli: Cli, write_profile: Callable[[dict[str, Any]], Path], spare_loopback: Any
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_foreground_stops_cleanly_on_a_signal(
+    cli: Cli,
+    write_profile: Callable[[dict[str, Any]], Path],
+    spare_loopback: Any,
+    signum: int,
+    code: int,
 ) -> None:
     (address,) = spare_loopback(1)
     path = write_profile(
@@ -166,8 +173,8 @@ def test_foreground_sigint_stops_cleanly(
             seen += line
         port = cli.json("status")["sandboxes"][0]["services"][0]["port"]
         assert port in _listening(str(address))
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 130
+        proc.send_signal(signum)
+        assert proc.wait(timeout=20) == code
         assert _listening(str(address)) == []
     finally:
         if proc.poll() is None:

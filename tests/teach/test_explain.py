@@ -20,10 +20,11 @@ from sandbox.net.addresses import format_hostport
 from sandbox.net.listeners import Listener, Owner
 from sandbox.net.sockets import bind_listener
 from sandbox.output import Printer
+from sandbox.output.explain import render
 from sandbox.probe import ProbeState, resolve
 from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
-from sandbox.teach.explain import Explanation, explain, render
+from sandbox.teach.explain import Explanation, explain
 from tests.netns import netns_json
 
 Spare = Callable[[int], list[ipaddress.IPv4Address]]

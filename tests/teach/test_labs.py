@@ -20,6 +20,7 @@ import pytest
 from sandbox.errors import UsageError
 from sandbox.net.addresses import format_hostport
 from sandbox.output import Printer
+from sandbox.output.labs import render_stopped
 from sandbox.profile.loader import bundled_dir, load_profile
 from sandbox.runtime.teardown import DownReport
 from sandbox.teach import holder
@@ -29,7 +30,6 @@ from sandbox.teach.labs import (
     LabStatus,
     get_lab,
     localhost_case,
-    render_stopped,
 )
 from tests.netns_cli import NamespacedCli, private_netns
 
@@ -200,7 +200,7 @@ def test_a_lab_whose_port_is_taken_fails_with_4_and_starts_nothing(ns: Namespace
     taken = ns("lab", "start", "port-taken")
     assert taken.returncode == 4
     assert "holder (127.20.0.2:8000) is taken by pid" in taken.stderr
-    assert "--name web-db-api" in taken.stderr  # the owner's command line
+    assert "-m sandbox.runtime.supervisor" in taken.stderr  # the owner's command line, capped
     assert "sandbox lab start port-taken` again" in taken.stderr
     assert not (ns.state / "lab-port-taken" / "state.json").exists()
     assert [s["name"] for s in ns.json("status")["sandboxes"]] == ["web-db-api"]

@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.errors import UsageError
 from sandbox.output import Printer
+from sandbox.output.ping import render, render_progress
 from sandbox.teach.ping import (
     PingReport,
     PingUnavailable,
@@ -17,8 +18,6 @@ from sandbox.teach.ping import (
     icmp_checksum,
     ping,
     ping_group_allows,
-    render,
-    render_progress,
 )
 from tests.netns import netns_json
 

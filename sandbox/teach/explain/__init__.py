@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno as errnos
 import ipaddress
 import itertools
-import re
-import textwrap
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +15,6 @@ from sandbox.net.conflicts import Blocker, blockers, next_free_port
 from sandbox.net.listeners import Listener, Owner, SocketTable
 from sandbox.net.sockets import bind_listener
 from sandbox.net.table import read_bindv6only, read_table
-from sandbox.output import Printer
 from sandbox.probe import ProbeResult, ProbeState, probe_tcp, resolve
 from sandbox.probe.survey import neighbours
 from sandbox.probe.targets import expand, parse_target
@@ -610,38 +607,3 @@ def _other_port(ep: _Endpoint, facts: _Facts) -> int | None:
             return port
         start = port + 1
     return None
-
-
-_CODE = re.compile(r"`[^`]*`")
-
-
-def _wrap(out: Printer, text: str, first: str, rest: str) -> None:
-    # Keep `commands` on one line, so they can be copied as they are.
-    guarded = _CODE.sub(lambda m: m[0].replace(" ", "\0"), text)
-    lines = textwrap.wrap(
-        guarded,
-        96,
-        initial_indent=first,
-        subsequent_indent=rest,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    for line in lines:
-        out.line(line.replace("\0", " "))
-
-
-def render(results: Sequence[Explanation], out: Printer) -> None:
-    """Print each explanation for people: the endpoint and verdict, the sentences, the ways out."""
-    for n, item in enumerate(results):
-        if n:
-            out.line()
-        colour = "green" if item.verdict == "free" or item.verdict == "any-port" else "red"
-        colour = "yellow" if item.verdict == "refused-neighbour" else colour
-        label = f"  ({item.target})" if item.target != item.endpoint else ""
-        out.line(f"{out.paint(item.endpoint, 'bold')}  {out.paint(item.verdict, colour)}{label}")
-        for sentence in item.sentences:
-            _wrap(out, sentence, "  ", "  ")
-        if item.ways_out:
-            out.line("  " + out.paint("Ways out:", "bold"))
-            for way in item.ways_out:
-                _wrap(out, way, "  - ", "    ")
