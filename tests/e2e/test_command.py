@@ -331,3 +331,24 @@ def test_foreground_interleaves_the_program_output_and_ctrl_c_stops_it(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_a_ready_http_endpoint_slower_than_two_seconds_becomes_ready(
+    cli: Cli, write_profile: WriteProfile, spare_loopback: Spare
+) -> None:
+    # Each readiness attempt may take the whole budget: a fixed 2 s per attempt never
+    # saw this endpoint, which answers after 2.5 s, however long `ready.timeout` was.
+    (address,) = (str(x) for x in spare_loopback(1))
+    path = write_profile({
+        "name": "slowpoke",
+        "services": {
+            "app": {"kind": "command", "address": address, "run": _serve("--slow 2.5"),
+                    "ready": {"http": "/health", "timeout": "10s"}},
+        },
+    })  # fmt: skip
+    up = cli("up", str(path), "-d")
+    try:
+        assert up.returncode == 0, up.stderr
+    finally:
+        assert cli("down", "slowpoke").returncode == 0
+    assert _listening(address) == []
