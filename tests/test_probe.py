@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from sandbox.errors import ResolveError
 from sandbox.probe import (
     ProbeResult,
     ProbeState,
-    ResolveError,
-    _classify,
     probe_all,
     probe_http,
     probe_send_expect,
@@ -24,6 +25,8 @@ from sandbox.probe import (
     resolve,
     wait_ready,
 )
+from sandbox.probe.resolve import hosts_addresses
+from sandbox.probe.tcp import _classify
 
 V4 = "127.0.0.61"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -205,13 +208,42 @@ async def test_resolve_returns_a_literal_in_canonical_form() -> None:
     assert await resolve("127.0.0.5", 80) == ["127.0.0.5"]
 
 
-async def test_resolve_reports_an_impossible_name() -> None:
-    # An empty label fails Python's IDNA encoding before any resolver is asked.
+@pytest.mark.parametrize(
+    "name", ["bad..name", "example.com", "web", "db.sandbox.test", "LOCALHOST."]
+)
+async def test_resolve_refuses_every_name_but_localhost_without_asking(name: str) -> None:
     with pytest.raises(ResolveError) as caught:
-        await resolve("bad..name", 80)
+        await resolve(name, 80)
     assert caught.value.state == ProbeState.UNRESOLVED
     assert isinstance(caught.value, ValueError)
-    assert "bad..name did not resolve" in caught.value.message
+    assert "looks up no name but localhost" in caught.value.message
+
+
+async def test_resolve_localhost_reads_the_hosts_file(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "# a comment naming localhost\n"
+        "127.0.0.1   localhost localhost.localdomain\n"
+        "10.0.0.7    printer\n"
+        "::1         ip6-localhost LocalHost  # trailing comment\n"
+        "127.0.1.1   box\n"
+        "127.0.0.1   localhost\n"
+    )
+    assert await resolve("localhost", 80, hosts=hosts) == ["::1", "127.0.0.1"]
+    assert hosts_addresses("printer", hosts) == ["10.0.0.7"]
+
+
+async def test_resolve_localhost_missing_from_the_hosts_file_says_so(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.1.1 box\n")
+    with pytest.raises(ResolveError, match="localhost is not in"):
+        await resolve("localhost", 80, hosts=hosts)
+
+
+def test_a_fifo_as_hosts_file_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "hosts"
+    os.mkfifo(fifo)
+    assert hosts_addresses("localhost", fifo) == []
 
 
 # --- probe_http ------------------------------------------------------------------------------

@@ -148,10 +148,11 @@ async def test_expand_a_name_target_is_an_error() -> None:
         await expand(parse_target("web-db-api"))
 
 
-async def test_expand_reports_a_name_that_does_not_resolve() -> None:
-    # An empty label fails Python's IDNA encoding before any resolver is asked.
-    with pytest.raises(ResolveError, match=r"bad\.\.name did not resolve"):
-        await expand(Target("bad..name:80", "hostport", "bad..name", 80))
+@pytest.mark.parametrize("host", ["bad..name", "web", "db.example.com"])
+async def test_expand_refuses_a_name_other_than_localhost(host: str) -> None:
+    # `probe web:80` once sent a DNS query for "web"; now no name but localhost is looked up.
+    with pytest.raises(ResolveError, match="looks up no name but localhost"):
+        await expand(Target(f"{host}:80", "hostport", host, 80))
 
 
 def test_keep_loopback_drops_the_rest_in_order() -> None:

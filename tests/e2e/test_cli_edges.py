@@ -118,3 +118,10 @@ def test_colour_does_not_break_table_alignment() -> None:
     column = plain[0].index("NEXT")
     assert column == len("refused  ")
     assert (plain[1][column], plain[2][column]) == ("a", "b")
+
+
+@pytest.mark.parametrize("command", ["probe", "explain"])
+def test_a_name_other_than_localhost_is_refused_not_looked_up(cli: Cli, command: str) -> None:
+    done = cli(command, "printer.example:631")
+    assert done.returncode == 2, done.stderr
+    assert "looks up no name but localhost" in done.stderr
