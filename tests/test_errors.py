@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Callable
 from ipaddress import IPv4Address
@@ -96,3 +97,16 @@ def test_a_conflict_in_the_supervisor_arrives_as_a_conflict_error(
             )
     assert type(caught.value) is not SandboxError
     assert caught.value.exit_code is ExitCode.CONFLICT
+
+
+def test_the_supervisor_logs_through_logging(caplog: pytest.LogCaptureFixture) -> None:
+    from sandbox.runtime.events import ServiceReady, ServiceStopped
+    from sandbox.runtime.supervisor import _log_event
+
+    with caplog.at_level(logging.INFO, logger="sandbox.supervisor"):
+        _log_event(ServiceReady("api", "http://127.0.0.9:8000", 0.1))
+        _log_event(ServiceStopped("api"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "ready: api at http://127.0.0.9:8000",
+        "stopped: api",
+    ]

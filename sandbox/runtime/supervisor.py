@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import select
 import signal
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError, error_from_json, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
+
+log = logging.getLogger("sandbox.supervisor")
 
 
 def spawn(
@@ -103,11 +106,10 @@ def _tail(path: Path, lines: int = 15) -> str:
 def _log_event(event: Event) -> None:
     # Service output already goes to each service's own log; writing every line here too
     # cost about a fifth of a stub's throughput (bench/RESULTS.md).
-    stamp = time.strftime("%H:%M:%S")
     if isinstance(event, ServiceReady):
-        print(f"{stamp} ready: {event.service} at {event.url}", flush=True)
+        log.info("ready: %s at %s", event.service, event.url)
     elif isinstance(event, ServiceStopped):
-        print(f"{stamp} stopped: {event.service}", flush=True)
+        log.info("stopped: %s", event.service)
 
 
 async def _supervise(args: argparse.Namespace) -> int:
@@ -142,12 +144,12 @@ async def _supervise(args: argparse.Namespace) -> int:
     except SandboxError as exc:
         report({"ok": False, "error": error_to_json(exc)})
         return int(exc.exit_code)
-    print(f"{time.strftime('%H:%M:%S')} sandbox {args.name} ready (pid {os.getpid()})", flush=True)
+    log.info("sandbox %s ready (pid %d)", args.name, os.getpid())
     report({"ok": True, "name": args.name, "pid": os.getpid()})
     try:
         await stop.wait()
     finally:
-        print(f"{time.strftime('%H:%M:%S')} stopping", flush=True)
+        log.info("stopping")
         await sandbox.stop()
     return 0
 
@@ -161,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-timeout", type=float, default=30.0)
     parser.add_argument("--ready-fd", type=int, default=-1)
     args = parser.parse_args(argv)
+    # stdout and stderr both go to supervisor.log (see spawn)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     return asyncio.run(_supervise(args))
 
 
