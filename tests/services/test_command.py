@@ -30,6 +30,7 @@ from sandbox.services.command import (
     start_command,
 )
 from sandbox.services.context import Peer, ServiceContext
+from tests.helpers import gone
 from tests.services.helpers import DEADLINE, Listen, connection, context, read_to_eof
 
 SERVER = Path(__file__).resolve().parents[1] / "programs" / "echo_server.py"
@@ -67,15 +68,6 @@ async def get(host: str, port: int, path: str) -> str:
         writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
         raw = await read_to_eof(reader)
     return raw.split(b"\r\n\r\n", 1)[1].decode()
-
-
-def gone(pid: int) -> bool:
-    """No such process, or only its zombie (a reaper that never reaps is no survivor)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def children_of(pid: int) -> list[int]:

@@ -7,10 +7,8 @@ clash with nothing on the machine, nor with tests running alongside.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from sandbox.teach.labs import (
     get_lab,
     localhost_case,
 )
+from tests.helpers import gone
 from tests.netns_cli import NamespacedCli, private_netns
 
 
@@ -43,17 +42,6 @@ def ns(tmp_path: Path) -> Iterator[NamespacedCli]:
 def _endpoints(lab: str) -> set[str]:
     profile = load_profile(bundled_dir() / f"lab-{lab}.yaml")
     return {format_hostport(s.address, int(s.port)) for s in profile.services.values()}
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie is gone for every purpose but the process table.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    return True
 
 
 # -- without a namespace: the registry, the texts, the holder's arguments -------------------
@@ -148,7 +136,7 @@ def test_a_lab_starts_answers_and_stops_leaving_nothing(ns: NamespacedCli, name:
     assert not want & ns.listening()
     assert ns.json("status") == {"sandboxes": []}
     assert not (ns.state / f"lab-{name}").exists()
-    assert all(_gone(pid) for pid in pids)
+    assert all(gone(pid) for pid in pids)
     assert {e["name"]: e["state"] for e in ns.json("lab", "list")["labs"]}[name] == "stopped"
     again = ns("lab", "stop", name)
     assert (again.returncode, again.stdout) == (0, f'lab "{name}" is not running.\n')
@@ -190,7 +178,7 @@ def test_port_taken_is_a_foreign_conflict_for_web_db_api(ns: NamespacedCli) -> N
     assert [m["service"] for m in moved["moves"]] == ["api"]
     assert ns("lab", "stop", "port-taken").returncode == 0
     assert ns("plan", "web-db-api").returncode == 0
-    assert _gone(pid)
+    assert gone(pid)
 
 
 @pytest.mark.netns
