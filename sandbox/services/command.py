@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sandbox.errors import ExitCode, NotReadyError, SandboxError, TeardownError
+from sandbox.errors import CommandConfigError, NotReadyError, SandboxError, TeardownError
 from sandbox.net.sockets import bind_listener
 from sandbox.proc.marker import MARKER_ENV, own_marker
 from sandbox.proc.processes import (
@@ -39,12 +39,6 @@ _DRAIN = 0.5  # how long an exit waits for the rest of the output (a grandchild 
 _LINE_LIMIT = 1 << 20
 _FORCE_POLL = 0.05  # how often a stop in its grace period looks for a force
 RestartHook = Callable[["Program"], None]
-
-
-class CommandConfigError(SandboxError):
-    """A command service's `run`, `env` or `cwd` cannot be used as written."""
-
-    exit_code = ExitCode.INVALID_PROFILE
 
 
 def _values(ctx: ServiceContext) -> dict[str, str]:

@@ -19,8 +19,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
-from sandbox.net.table import SocketTable, read_bindv6only, read_table
+from sandbox.net.table import read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
 from sandbox.proc.processes import ref_for
@@ -332,20 +333,23 @@ class Sandbox:
         spec = running.planned.spec
         ready = spec.ready
         timeout = ready.timeout if ready is not None else self.wait_timeout
+        limit = min(timeout, self.wait_timeout)
         address, port = running.address, running.port
 
+        # Each attempt may take the whole readiness budget (wait_ready cuts it at the
+        # deadline): a fixed per-attempt timeout would never see an endpoint slower than it.
         def probe() -> Awaitable[ProbeResult]:
             if running.log_ready is not None:
                 return _log_probe(running, running.log_ready)
             if ready is not None and ready.http is not None:
-                return probe_http(address, port, ready.http, expect_status=ready.status)
+                return probe_http(
+                    address, port, ready.http, expect_status=ready.status, timeout=limit
+                )
             if spec.kind == "http" and (ready is None or not ready.tcp):
-                return probe_http(address, port, "/")
-            return probe_tcp(address, port)
+                return probe_http(address, port, "/", timeout=limit)
+            return probe_tcp(address, port, timeout=limit)
 
-        result = await wait_ready(
-            probe, timeout=min(timeout, self.wait_timeout), give_up=running.give_up
-        )
+        result = await wait_ready(probe, timeout=limit, give_up=running.give_up)
         if result.ok and spec.kind == "command" and running.port:
             self._check_owner(running)
         return result
