@@ -39,6 +39,9 @@ SAMPLES: list[SandboxError] = [
     errors.PingUnavailable("no ICMP", "set ping_group_range"),
     errors.StubConfigError("bad template"),
     errors.CommandConfigError("bad cwd"),
+    errors.SourceError("mappings/a.json:3:1: not valid JSON"),
+    errors.StrictError("2 fields were dropped", "drop --strict to write the profile anyway"),
+    errors.ContainerModeError("not in a container"),
 ]
 
 
