@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.request
 from collections.abc import Callable
@@ -231,3 +232,16 @@ def test_imported_wiremock_stubs_come_up_and_answer(cli: Cli, spare_loopback: An
     down = cli("down", "shop")
     assert down.returncode == 0, down.stderr
     assert time.monotonic() - t0 < 30
+
+
+def test_the_readme_import_and_export_commands_run(cli: Cli) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Bring existing setups in", 1)[1].split("```", 2)[1]
+    commands = [line.split("#")[0].split()[2:] for line in block.splitlines() if line[:2] == "$ "]
+    assert [c[:2] for c in commands] == [["import", "openapi"], ["export", "compose"]]
+    shutil.copy(IMPORTS["openapi"][0], cli.cwd / "petstore.yaml")
+    for args in commands:
+        done = cli(*args)
+        assert done.returncode == 0, f"sandbox {' '.join(args)}: {done.stderr}"
+    assert (cli.cwd / "profiles" / "petstore.import-report.txt").is_file()
+    assert (cli.cwd / "deploy" / "compose.yaml").is_file()
