@@ -39,6 +39,9 @@ SAMPLES: list[SandboxError] = [
     errors.PingUnavailable("no ICMP", "set ping_group_range"),
     errors.StubConfigError("bad template"),
     errors.CommandConfigError("bad cwd"),
+    errors.SourceError("not JSON", "check the file"),
+    errors.StrictError("lost fields", "drop --strict"),
+    errors.ContainerModeError("not a container"),
 ]
 
 

@@ -29,7 +29,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite what is alrea
 @command
 def import_(
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help=f"One of: {', '.join(FORMATS)}.")],
-    source: Annotated[str, typer.Argument(help="The file (or WireMock folder) to import.")],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="The file (or WireMock folder) to import.")
+    ],
     output: Annotated[
         str | None,
         typer.Option("-o", "--output", help="Where to write the profile (./profiles/NAME.yaml)."),
@@ -44,7 +46,9 @@ def import_(
     ] = False,
     validate_requests: Annotated[
         bool,
-        typer.Option("--validate-requests", help="openapi: answer 400/422 to invalid requests."),
+        typer.Option(
+            "--validate-requests", help="openapi: answer 400 to requests that do not fit."
+        ),
     ] = False,
     port: Annotated[
         int | None,
@@ -78,7 +82,9 @@ def import_(
             "nothing was written:\n" + _listed(result.losses),
             "Run without --strict to write it anyway; the report lists every loss.",
         )
-    target = _target(output, str(result.profile.get("name") or path.stem))
+    # The name only names a file: never a path of its own, whatever the source said.
+    name = Path(str(result.profile.get("name") or "")).name or path.stem or "imported"
+    target = _target(output, name)
     report = target.with_name(f"{target.stem}.import-report.{'json' if json_ else 'txt'}")
     planned = [target, report, *(target.parent / rel for rel in result.files)]
     if not force:
