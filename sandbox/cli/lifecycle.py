@@ -105,7 +105,7 @@ def container_mode(detach: bool) -> Binder:
             "Leave -d out: the container engine keeps the process running.",
         )
     # Where to look for the container markers: `/`, unless SANDBOX_CONTAINER_ROOT says
-    # otherwise (it can only hide markers that are there; $container is evidence anyway).
+    # otherwise (whoever can set it can set $container too, so it opens no way around).
     return container_binder(root=Path(os.environ.get("SANDBOX_CONTAINER_ROOT", "/")))
 
 
