@@ -15,6 +15,7 @@ from typing import Any
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
 from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.stub_access import StubAccess
 
 ProfileRef = str | os.PathLike[str] | Mapping[str, Any] | Profile
 
@@ -54,10 +55,12 @@ async def start(
         yield sandbox
 
 
-class RunningSandbox:
+class RunningSandbox(StubAccess):
     """A sandbox run from synchronous code: its event loop lives in a thread of its own.
 
-    `with sandbox.run("web-db-api") as sb: requests.get(sb.url("api") + "/health")`
+    `with sandbox.run("web-db-api") as sb: requests.get(sb.url("api") + "/health")`;
+    `sb.requests("api")`, `sb.verify("api", method="POST", path="/orders", times=1)` and
+    `sb.reset("api")` look at what its stubs received (StubAccess).
     """
 
     def __init__(self, profile: ProfileRef, **options: Any) -> None:
@@ -84,6 +87,17 @@ class RunningSandbox:
 
     def port(self, service: str) -> int:
         return self._sandbox.port(service)
+
+    @property
+    def control_url(self) -> str | None:
+        """The control API's URL (`http://127.0.0.1:PORT`), for clients in other languages."""
+        return self._sandbox.control_url
+
+    def _ask(self, op: str, args: Mapping[str, Any]) -> Any:
+        async def on_loop() -> Any:  # the stubs live on the sandbox's loop: ask them there
+            return self._sandbox.stubs.ask(op, args)
+
+        return self._call(on_loop())
 
     def start(self) -> RunningSandbox:
         """Bring it up; raises what Sandbox.start raises, leaving nothing running."""

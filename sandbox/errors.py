@@ -86,3 +86,12 @@ class TeardownError(SandboxError):
 
 class StateError(SandboxError):
     """The state directory or a state record is unusable."""
+
+
+class VerificationError(SandboxError, AssertionError):
+    """A stub did not receive what a test expected; the message lists what it did receive
+    and the nearest misses. An AssertionError, so pytest reports it as a failed assertion."""
+
+    def __init__(self, message: str, verdict: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.verdict = verdict or {}

@@ -7,18 +7,19 @@ AsyncExitStack, and any failure unwinds what already started before the error is
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
-from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.addresses import IPAddress, format_hostport, format_url
 from sandbox.net.sockets import bind_all
 from sandbox.net.table import SocketTable, read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
@@ -36,12 +37,15 @@ from sandbox.runtime.events import (
 from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
+from sandbox.runtime.stub_access import StubAccess
+from sandbox.runtime.stubs import StubRegistry
 from sandbox.services.context import Peer, ServiceContext
 
 if TYPE_CHECKING:
     from sandbox.services.command import Program
 
 StopTrigger = Callable[[], Awaitable[object]]
+CONTROL = "(control API)"  # the control API's socket among the held ones
 
 
 @dataclass
@@ -85,8 +89,11 @@ class RunningService:
         )
 
 
-class Sandbox:
+class Sandbox(StubAccess):
     """A profile brought up on loopback; usable as `async with Sandbox(profile) as sb:`.
+
+    `sb.requests("api")`, `sb.verify("api", ...)` and `sb.reset()` (StubAccess) are called
+    from the sandbox's own event loop.
 
     With `state_root`, the sandbox is recorded there (and locked) so `sandbox status`,
     `logs` and `down` can find it; without it nothing is written to disk.
@@ -102,16 +109,20 @@ class Sandbox:
         wait_timeout: float = 30.0,
         emit: Emit = ignore,
         table_reader: Callable[[], SocketTable] = read_table,
-        history_limit: int = 1000,
         foreground: bool = True,
+        control_address: str | None = "127.0.0.1",
     ) -> None:
         self.profile = profile
         self.name = name or profile.name
         self.on_conflict = on_conflict
         self.wait_timeout = wait_timeout
         self.emit = emit
-        self.history_limit = history_limit
         self.foreground = foreground
+        # The stubs' journals and state, and the control API serving them (None: no API).
+        self.stubs = StubRegistry(self.name)
+        self.control_address = control_address
+        self.control_url: str | None = None
+        self._journal_counter = itertools.count(1)
         self.services: dict[str, RunningService] = {}
         self.plan: Plan | None = None
         self.started_at: float | None = None
@@ -132,6 +143,9 @@ class Sandbox:
 
     def port(self, service: str) -> int:
         return self._get(service).port
+
+    def _ask(self, op: str, args: Mapping[str, Any]) -> Any:
+        return self.stubs.ask(op, args)
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -173,8 +187,11 @@ class Sandbox:
             sockets = self._bind(plan)
             for sock in sockets.values():
                 stack.callback(sock.close)
+            control_sock = sockets.pop(CONTROL, None)
             self._materialise(plan, sockets)
             stack.callback(self._close_logs)
+            if control_sock is not None:
+                await self._start_control(stack, control_sock)
             self._write_record("starting")
             await self._start_all(stack, t0)
             self._write_record("running")
@@ -216,8 +233,24 @@ class Sandbox:
     def _bind(self, plan: Plan) -> dict[str, socket.socket]:
         # Command services too: their socket reserves the address:port (and picks the port
         # for `port: auto`) until start_command closes it right before the program starts.
-        held = bind_all([(s.address, s.port, s.name) for s in plan.services])
-        return {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
+        wanted: list[tuple[IPAddress | str, int, str]] = [
+            (s.address, s.port, s.name) for s in plan.services
+        ]
+        if self.control_address is not None:  # bound with the rest: all or nothing
+            wanted.append((self.control_address, 0, CONTROL))
+        held = bind_all(wanted)
+        return {name: sock for (_, _, name), sock in zip(wanted, held, strict=True)}
+
+    async def _start_control(self, stack: AsyncExitStack, sock: socket.socket) -> None:
+        from sandbox.runtime.control import serve_control
+
+        try:
+            server = await serve_control(self.stubs, sock)
+        except BaseException:
+            sock.close()
+            raise
+        stack.push_async_callback(server.close)
+        self.control_url = format_url(server.address, server.port)
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
         for planned in plan.services:
@@ -288,7 +321,7 @@ class Sandbox:
             profile_dir=Path(self.profile.source).parent if self.profile.source else None,
             peers=peers,
             log=log,
-            history_limit=self.history_limit,
+            counter=self._journal_counter,
         )
         spec = running.planned.spec
         if spec.kind == "command":
@@ -311,6 +344,7 @@ class Sandbox:
             return
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
+        self.stubs.add(server)
         running.pid = os.getpid()
         stack.push_async_callback(self._stopped, running, server.close)
 
@@ -364,7 +398,10 @@ class Sandbox:
             )
 
     def _environment(self, running: RunningService) -> dict[str, str]:
-        return service_environment(self.services.values(), running)
+        env = service_environment(self.services.values(), running)
+        if self.control_url is not None:
+            env.setdefault("SANDBOX_CONTROL_URL", self.control_url)
+        return env
 
     # -- logs and state -----------------------------------------------------------------
 
@@ -402,6 +439,7 @@ class Sandbox:
             status=status,  # type: ignore[arg-type]
             services=tuple(s.record() for s in self.services.values()),
             foreground=self.foreground,
+            control=self.control_url,
         )
         self._state.write(record)
 
