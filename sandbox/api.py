@@ -12,8 +12,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sandbox.errors import SandboxError
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
+from sandbox.runtime.control_client import AttachedSandbox
 from sandbox.runtime.orchestrator import Sandbox
 from sandbox.runtime.stub_access import StubAccess
 
@@ -141,3 +143,29 @@ class RunningSandbox(StubAccess):
 def run(profile: ProfileRef, **options: Any) -> RunningSandbox:
     """A not-yet-started sandbox for `with`: `with sandbox.run(...) as sb:`."""
     return RunningSandbox(profile, **options)
+
+
+def attach(name: str, *, state_root: Path | None = None) -> AttachedSandbox:
+    """A sandbox started elsewhere (`sandbox up NAME -d`, another test process), reached
+    through its control API: `sb = sandbox.attach("shop"); sb.verify("api", path="/orders")`.
+
+    Raises UsageError if no sandbox of that name is recorded, SandboxError if it has no
+    control API or its supervisor has gone.
+    """
+    from sandbox.errors import UsageError
+    from sandbox.runtime.state import StateDir, is_locked
+    from sandbox.runtime.state import state_root as default_root
+
+    root = state_root if state_root is not None else default_root()
+    record = StateDir(root, name).read()
+    if record is None:
+        raise UsageError(
+            f'no sandbox named "{name}" is running (nothing recorded under {root}).',
+            hint="`sandbox status` lists the running sandboxes.",
+        )
+    if not is_locked(root, name):
+        raise SandboxError(
+            f'sandbox "{name}" is recorded but its supervisor has gone.',
+            hint=f"`sandbox down {name}` cleans up what is left.",
+        )
+    return AttachedSandbox(record)

@@ -24,6 +24,7 @@ from sandbox.services.templates import RenderError, StubConfigError
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
 SHUTDOWN_GRACE = 1.0
+PROBE_AGENT = "sandbox-probe"  # the User-Agent of the sandbox's own probes: not journalled
 
 
 def _default_routes(ctx: ServiceContext) -> list[Route]:
@@ -95,7 +96,10 @@ class _Dispatcher:
             outcome.ended(response, None)
             return response
         finally:
-            self.ctx.log(outcome.log_line(self.journal.add(outcome.entry())))
+            entry = outcome.entry()
+            if request.headers.get("User-Agent") != PROBE_AGENT:  # `sandbox status` probing
+                entry = self.journal.add(entry)
+            self.ctx.log(outcome.log_line(entry))
 
     def reset(self) -> None:
         """Forget the journal, put scenarios and variables back, restart `responses` turns."""
