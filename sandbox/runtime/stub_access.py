@@ -56,6 +56,7 @@ class StubAccess:
         Returns how many it received. Raises VerificationError (an AssertionError) whose
         message lists what the service received and the nearest misses.
         """
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
         expect = Expectation(
             service=service,
             method=method,
