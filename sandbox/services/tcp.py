@@ -196,7 +196,9 @@ class TcpStub:
         finally:
             writer.transport.abort()  # a no-op after a clean close; cuts a cancelled one
             del self._connections[task]
-            self._journal.add(conn.closed())
+            entry = conn.closed()
+            if entry.body_size or entry.fault:  # a bare connect (a port probe) says nothing
+                self._journal.add(entry)
 
     async def _converse(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn
