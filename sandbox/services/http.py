@@ -98,7 +98,7 @@ class _Dispatcher:
         finally:
             entry = outcome.entry()
             if request.headers.get("User-Agent") != PROBE_AGENT:  # `sandbox status` probing
-                entry = self.journal.add(entry)
+                self.journal.add(entry)
             self.ctx.log(outcome.log_line(entry))
 
     def reset(self) -> None:

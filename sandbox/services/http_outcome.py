@@ -51,6 +51,8 @@ class Outcome:
             client=self.client,
             method=request.method,
             path=request.path,
+            seq=self.journal.next_seq(),
+            service=self.journal.service,
             query=tuple(request.query.items()),
             headers=tuple(request.headers.items()),
             body=self.body,

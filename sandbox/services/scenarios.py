@@ -78,6 +78,8 @@ class StubState:
     def apply(self, effects: Effects, variables: Mapping[str, Any]) -> None:
         """Render every `set` value against the state before this request, then store them
         and move the scenario. Raises RenderError (and changes nothing) if a template fails."""
+        if not effects.sets and (effects.step is None or effects.step.then is None):
+            return  # most routes: nothing to do, and this runs for every request
         view = {**variables, **self.template_view()}
         rendered = {
             name: stored(value.render(view))

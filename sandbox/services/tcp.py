@@ -89,11 +89,14 @@ class _Conn:
             f"{self.peer} closed after {latency:.1f}ms "
             f"(in {self.bytes_in}B, out {self.bytes_out}B{fault})"
         )
+        journal = self.stub.journal
         return Entry(
             time=self.wall,
             client=self.peer,
             method="TCP",
             path="",
+            seq=journal.next_seq(),
+            service=journal.service,
             body=bytes(self.kept_in),
             body_size=self.bytes_in,
             latency_ms=latency,
