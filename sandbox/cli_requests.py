@@ -29,9 +29,7 @@ def requests(
     from sandbox.runtime.state import state_root
 
     out = Printer()
-    feed = requests_feed(
-        state_root(), name, service, method=method, path=path, follow=follow
-    )
+    feed = requests_feed(state_root(), name, service, method=method, path=path, follow=follow)
     try:
         if not follow:
             entries = list(feed)

@@ -161,3 +161,11 @@ def test_attach_verifies_a_detached_sandbox(cli: Cli, running: dict[str, str]) -
         sb.verify("api", method="POST", path="/orders", times=2)
     assert sb.reset() == ["api", "cache"]
     assert sb.requests() == ()
+
+
+def test_the_attach_fixture_reaches_a_sandbox_by_name(
+    cli: Cli, running: dict[str, str], sandbox_attach: Callable[..., Any]
+) -> None:
+    assert _send("GET", running["api"] + "/orders/7") == 200
+    sb = sandbox_attach("journal-cli", state_root=cli.state)
+    assert [e.path for e in sb.requests("api")] == ["/orders/7"]
