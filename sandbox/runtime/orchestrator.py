@@ -38,7 +38,7 @@ from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.runtime.stub_access import StubAccess
-from sandbox.runtime.stubs import StubRegistry
+from sandbox.runtime.stubs import StubRegistry, loopback_only
 from sandbox.services.context import Peer, ServiceContext
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class Sandbox(StubAccess):
         self.foreground = foreground
         # The stubs' journals and state, and the control API serving them (None: no API).
         self.stubs = StubRegistry(self.name)
-        self.control_address = control_address
+        self.control_address = loopback_only(control_address) if control_address else None
         self.control_url: str | None = None
         self._journal_counter = itertools.count(1)
         self.services: dict[str, RunningService] = {}

@@ -3,6 +3,7 @@ as JSON documents: the control API serves these, the in-process Python API calls
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,17 @@ from sandbox.errors import UsageError
 from sandbox.runtime.verify import Expectation, verify
 from sandbox.services.context import StubServer
 from sandbox.services.journal import Entry, select
+
+
+def loopback_only(address: str) -> str:
+    """`address` if it is a loopback literal (where the control API may listen), else
+    UsageError: nothing the sandbox opens may be reachable from another machine."""
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return address
+    except ValueError:
+        pass
+    raise UsageError(f"the control API listens only on a loopback address, not {address!r}.")
 
 
 class UnknownStub(UsageError):

@@ -52,6 +52,7 @@ def running(
 ) -> dict[str, str]:
     """A detached sandbox: each service's URL (the cli fixture takes it down)."""
     up = cli.json("up", str(write_profile(_profile(spare_loopback(2)))), "-d")
+    assert up["control"].startswith("http://127.0.0.1:")
     return {s["name"]: s["url"] for s in up["services"]}
 
 

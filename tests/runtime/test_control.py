@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 import sandbox
+from sandbox.errors import UsageError
 from sandbox.runtime.control import host_allowed, origin_allowed
 from sandbox.runtime.orchestrator import Sandbox
 from sandbox.runtime.state import StateDir
@@ -224,3 +225,12 @@ def test_origin_rule() -> None:
     assert origin_allowed("http://[::1]")
     assert not origin_allowed("https://127.0.0.1.evil.example")
     assert not origin_allowed("null")
+
+
+def test_the_control_api_refuses_a_non_loopback_address() -> None:
+    from sandbox.api import load
+
+    spec = {"name": "x", "services": {"a": {"kind": "http"}}}
+    with pytest.raises(UsageError, match="only on a loopback address"):
+        Sandbox(load(spec), control_address="0.0.0.0")
+    assert Sandbox(load(spec), control_address=None).control_address is None
