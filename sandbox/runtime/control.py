@@ -3,7 +3,9 @@ tests in any language the stubs' journals, verification, reset and scenario stat
 
 It answers only requests whose Host names a loopback literal or `localhost` with its own
 port, and whose Origin (when sent) is loopback too: a web page that rebinds a name of its
-own to 127.0.0.1 (DNS rebinding) is refused with 403.
+own to 127.0.0.1 (DNS rebinding) is refused with 403. And only under a secret path
+(`http://127.0.0.1:PORT/TOKEN/...`), known from the sandbox's record (a 0700 folder) or
+SANDBOX_CONTROL_URL: another user's process on the machine cannot use it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from sandbox.errors import UsageError
+from sandbox.net.addresses import format_url
 from sandbox.runtime.stubs import StubRegistry, UnknownStub
 
 ENDPOINTS = {
@@ -73,9 +77,10 @@ def _error(status: int, message: str, hint: str | None = None) -> web.Response:
 
 
 class _Api:
-    def __init__(self, registry: StubRegistry, port: int) -> None:
+    def __init__(self, registry: StubRegistry, port: int, prefix: str) -> None:
         self.registry = registry
         self.port = port
+        self.prefix = prefix
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,6 +95,12 @@ class _Api:
         if not origin_allowed(request.headers.get("Origin")):
             return _error(
                 403, f"refused: the Origin {request.headers.get('Origin')!r} is not loopback."
+            )
+        if request.path != self.prefix and not request.path.startswith(self.prefix + "/"):
+            return _error(
+                403,
+                "refused: the control API answers only under its URL.",
+                "Take the URL from `sandbox status --json` (control) or SANDBOX_CONTROL_URL.",
             )
         try:
             return await handler(request)
@@ -141,27 +152,31 @@ async def _body(request: web.Request, default: Any = None) -> Any:
         raise UsageError(f"the body is not JSON: {exc}.") from None
 
 
-def create_control_app(registry: StubRegistry, port: int) -> web.Application:
-    """The control API as an aiohttp app for a server listening on `port` (nothing bound)."""
-    api = _Api(registry, port)
+def create_control_app(registry: StubRegistry, port: int, prefix: str = "") -> web.Application:
+    """The control API as an aiohttp app for a server listening on `port` (nothing bound),
+    answering under `prefix` (`/TOKEN`, or "" for none)."""
+    api = _Api(registry, port, prefix)
     app = web.Application(middlewares=[api.guard])
-    app.router.add_get("/", api.index)
-    app.router.add_get("/services", api.services)
-    app.router.add_get("/journal", api.journal)
-    app.router.add_post("/verify", api.verify)
-    app.router.add_post("/reset", api.reset)
-    app.router.add_get("/state", api.get_state)
-    app.router.add_get("/state/{service}", api.get_state)
-    app.router.add_put("/state/{service}", api.put_state)
+    app.router.add_get(prefix + "/", api.index)
+    if prefix:
+        app.router.add_get(prefix, api.index)
+    app.router.add_get(prefix + "/services", api.services)
+    app.router.add_get(prefix + "/journal", api.journal)
+    app.router.add_post(prefix + "/verify", api.verify)
+    app.router.add_post(prefix + "/reset", api.reset)
+    app.router.add_get(prefix + "/state", api.get_state)
+    app.router.add_get(prefix + "/state/{service}", api.get_state)
+    app.router.add_put(prefix + "/state/{service}", api.put_state)
     return app
 
 
 class ControlServer:
     """The control API serving on its held socket until `close()`."""
 
-    def __init__(self, runner: web.AppRunner, address: str, port: int) -> None:
+    def __init__(self, runner: web.AppRunner, address: str, port: int, prefix: str) -> None:
         self._runner = runner
         self.address, self.port = address, port
+        self.url = format_url(address, port) + prefix  # what clients are told: the secret too
         self._closing: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
@@ -176,8 +191,9 @@ async def serve_control(registry: StubRegistry, sock: socket.socket) -> ControlS
     address, port = sock.getsockname()[:2]
     if not ipaddress.ip_address(address).is_loopback:  # the rule: nothing else may reach it
         raise UsageError(f"the control API binds only loopback, not {address}.")
+    prefix = "/" + secrets.token_urlsafe(18)
     runner = web.AppRunner(
-        create_control_app(registry, port), access_log=None, handle_signals=False
+        create_control_app(registry, port, prefix), access_log=None, handle_signals=False
     )
     await runner.setup()
     try:
@@ -185,4 +201,4 @@ async def serve_control(registry: StubRegistry, sock: socket.socket) -> ControlS
     except BaseException:
         await runner.cleanup()
         raise
-    return ControlServer(runner, address, port)
+    return ControlServer(runner, address, port, prefix)

@@ -25,6 +25,7 @@ class ControlClient(StubAccess):
             raise UsageError(f"{url!r} is not a control API URL (http://127.0.0.1:PORT).")
         self.control_url = url
         self._host, self._port = parts.hostname, parts.port
+        self._base = parts.path.rstrip("/")  # the API's secret path
         self._timeout = timeout
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -33,7 +34,7 @@ class ControlClient(StubAccess):
         try:
             payload = None if body is None else json.dumps(body).encode()
             headers = {"Content-Type": "application/json"} if payload is not None else {}
-            conn.request(method, path, body=payload, headers=headers)
+            conn.request(method, self._base + path, body=payload, headers=headers)
             response = conn.getresponse()
             status, text = response.status, response.read()
         except (OSError, http.client.HTTPException) as exc:

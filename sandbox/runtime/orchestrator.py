@@ -251,7 +251,7 @@ class Sandbox(StubAccess):
             sock.close()
             raise
         stack.push_async_callback(server.close)
-        self.control_url = format_url(server.address, server.port)
+        self.control_url = server.url
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
         for planned in plan.services:

@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -152,12 +153,29 @@ async def test_only_loopback_hosts_and_origins_are_answered(
 ) -> None:
     control = running.control_url
     assert control is not None
-    port = control.rsplit(":", 1)[1]
+    port = str(urlsplit(control).port)
     sent = {k: v.replace("{port}", port) for k, v in headers.items()}
     async with session.get(f"{control}/journal", headers=sent) as resp:
         assert resp.status == status
         if status == 403:
             assert "refused" in (await resp.json())["error"]
+
+
+async def test_only_requests_under_the_secret_url_are_answered(
+    running: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    control = running.control_url
+    assert control is not None
+    parts = urlsplit(control)
+    assert len(parts.path) > 20  # /TOKEN: not guessable
+    root = f"{parts.scheme}://{parts.netloc}"
+    for path in ("/journal", "/", "/x" + parts.path + "/journal", parts.path + "x/journal"):
+        async with session.get(root + path) as resp:
+            assert resp.status == 403, path
+            assert "only under its URL" in (await resp.json())["error"]
+    async with session.get(control) as resp:
+        assert resp.status == 200
+        assert "GET /journal[?service=&method=&path=&since=]" in (await resp.json())["endpoints"]
 
 
 async def test_bad_requests_are_told_what_is_wrong(
