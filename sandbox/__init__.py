@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from sandbox._version import __version__
+
 __all__ = [
     "AttachedSandbox",
     "RunningSandbox",
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from sandbox.api import RunningSandbox, attach, load, run, start
     from sandbox.errors import VerificationError
     from sandbox.runtime.control_client import AttachedSandbox
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
 
 def __getattr__(name: str) -> Any:
@@ -33,7 +34,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "Sandbox":
-        from sandbox.runtime.orchestrator import Sandbox
+        from sandbox.runtime.sandbox import Sandbox
 
         return Sandbox
     if name == "AttachedSandbox":

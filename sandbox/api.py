@@ -16,7 +16,7 @@ from sandbox.errors import SandboxError
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
 from sandbox.runtime.control_client import AttachedSandbox
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 from sandbox.runtime.stub_access import StubAccess
 
 ProfileRef = str | os.PathLike[str] | Mapping[str, Any] | Profile

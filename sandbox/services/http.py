@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from typing import Any
 
 from aiohttp import web
 
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
@@ -19,7 +21,7 @@ from sandbox.services.http_proxy import forward, session_context
 from sandbox.services.http_routes import Incoming, compile_routes
 from sandbox.services.journal import Journal
 from sandbox.services.scenarios import Effects, StubState
-from sandbox.services.templates import RenderError, StubConfigError
+from sandbox.services.templates import RenderError
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
@@ -43,10 +45,28 @@ def _default_routes(ctx: ServiceContext) -> list[Route]:
 
 
 def _parse_json(text: str) -> Any:
+    # A body nested deeper than the parser's recursion allows is not JSON we can match.
     try:
         return json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
+
+
+class _OneLineLogger(logging.Logger):
+    """aiohttp's server logger for one stub: a malformed request is one line in the
+    service's log, never a traceback in the supervisor's."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(f"sandbox.stub.{ctx.name}", logging.INFO)
+        self.propagate = False
+        self._ctx = ctx
+
+    def handle(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text += f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self._ctx.log(f"[sandbox] {text}")
 
 
 class _Dispatcher:
@@ -220,6 +240,7 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     runner = web.AppRunner(
         app,
         access_log=None,  # every request is logged through ctx.log instead
+        logger=_OneLineLogger(ctx),
         handle_signals=False,
         handler_cancellation=True,  # a client that leaves cancels its delayed or hanging request
         shutdown_timeout=SHUTDOWN_GRACE,

@@ -14,7 +14,7 @@ import pytest
 import sandbox
 from sandbox.errors import UsageError
 from sandbox.runtime.control import host_allowed, origin_allowed
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 from sandbox.runtime.state import StateDir
 
 

@@ -8,10 +8,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService
 from sandbox.services.http import _DISPATCHER, create_app, journal_of
 from sandbox.services.scenarios import stored
-from sandbox.services.templates import StubConfigError
 from tests.services.helpers import context
 
 Client = TestClient[Any, Any]
