@@ -154,9 +154,12 @@ class VerificationError(SandboxError, AssertionError):
     """A stub did not receive what a test expected; the message lists what it did receive
     and the nearest misses. An AssertionError, so pytest reports it as a failed assertion."""
 
+    verdict: dict[str, object] | None = None  # the control API's verdict, when there is one
+
     def __init__(self, message: str, verdict: dict[str, object] | None = None) -> None:
         super().__init__(message)
-        self.verdict = verdict or {}
+        if verdict is not None:  # unset otherwise, so the error crosses a pipe unchanged
+            self.verdict = verdict
 
 
 # -- across a pipe ----------------------------------------------------------------------------

@@ -33,6 +33,8 @@ def detached(out: Printer, status: dict[str, Any]) -> None:
     """`up -d`: where everything is, and how to stop it."""
     services_table(out, status["services"])
     out.note(f"running in the background; stop it with `sandbox down {status['name']}`")
+    if status.get("control"):
+        out.note(f"what its stubs receive: `sandbox requests {status['name']}`")
 
 
 def event(out: Printer, item: Event, *, width: int, started: bool, json_: bool) -> None:
@@ -66,6 +68,8 @@ def statuses(out: Printer, found: Sequence[dict[str, Any]], name: str | None) ->
             f"supervisor pid {sandbox['supervisor_pid']}, up {sandbox['uptime_s']:.0f}s)"
         )
         services_table(out, sandbox["services"])
+        if sandbox.get("control") and state != "stale":
+            out.line(out.paint(f"control API {sandbox['control']}", "dim"))
         if state == "stale":
             out.warn(f"its supervisor is gone; `sandbox down {sandbox['name']}` cleans up")
 
