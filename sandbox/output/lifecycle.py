@@ -33,8 +33,6 @@ def detached(out: Printer, status: dict[str, Any]) -> None:
     """`up -d`: where everything is, and how to stop it."""
     services_table(out, status["services"])
     out.note(f"running in the background; stop it with `sandbox down {status['name']}`")
-    if status.get("control"):
-        out.note(f"what its stubs receive: `sandbox requests {status['name']}`")
 
 
 def event(out: Printer, item: Event, *, width: int, started: bool, json_: bool) -> None:
