@@ -1,5 +1,5 @@
-"""Commands that start and stop sandboxes: `up` (foreground or -d), `status`, `logs`, `down`
-(and `version`, listed after them)."""
+"""Commands that start and stop sandboxes: `up` (foreground or -d), `status`, `logs`,
+`requests` (what stubs received), `down` (and `version`, listed after them)."""
 
 from __future__ import annotations
 
@@ -259,6 +259,42 @@ def logs(
             out.service_line(svc, text)
     finally:
         lines.close()  # closes the log files now, not when the generator is collected
+
+
+@app.command()
+@command
+def requests(
+    name: Annotated[str, typer.Argument(help="The sandbox.")],
+    service: Annotated[str | None, typer.Argument(help="One stub (default: all).")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print JSON (with -f, one entry per line).")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing requests as they arrive.")
+    ] = False,
+    method: Annotated[str | None, typer.Option("--method", help="Only this method.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="Only this exact path.")] = None,
+) -> None:
+    """What a sandbox's stubs received, oldest first (-f follows until Ctrl-C)."""
+    from sandbox.output import requests as journal_view
+    from sandbox.runtime.requests_feed import requests_feed
+
+    out = printer()
+    feed = requests_feed(state_root(), name, service, method=method, path=path, follow=follow)
+    if not follow:
+        entries = list(feed)
+        if json_:
+            journal_view.requests_json(out, entries)
+        else:
+            journal_view.requests_table(out, entries)
+        return
+    if not json_:
+        journal_view.stream_header(out)
+    for entry in feed:
+        if json_:
+            journal_view.request_json_line(out, entry)
+        else:
+            journal_view.stream_row(out, entry)
 
 
 @app.command()
