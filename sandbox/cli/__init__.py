@@ -148,9 +148,9 @@ def state_root() -> Path:
     return root()
 
 
-def main() -> None:
+def main(prog_name: str | None = None) -> None:
     try:
-        app()
+        app(prog_name=prog_name)
     except KeyboardInterrupt:  # Ctrl-C while typer parses, before a command's boundary
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:  # --help or a usage message into a closed pipe
