@@ -115,9 +115,7 @@ def test_down_takes_the_path_or_the_profile_name_up_took(
     profiles.mkdir()
     # The file's name and the profile's name differ: `down` must find the profile's.
     path = profiles / "shop.yaml"
-    path.write_text(
-        f"name: shop-dev\nservices:\n  api: {{kind: http, address: '{address}'}}\n"
-    )
+    path.write_text(f"name: shop-dev\nservices:\n  api: {{kind: http, address: '{address}'}}\n")
     for ref in (str(path), "shop"):
         up = cli("up", ref, "-d", "--json")
         assert up.returncode == 0, up.stderr
