@@ -95,35 +95,39 @@ async def test_under_fail_a_lost_race_is_a_conflict(spare_loopback: Any) -> None
         thief.close()
 
 
-def test_two_workers_starting_one_profile_both_come_up_ten_times(spare_loopback: Any) -> None:
+def _race_once(address: str, port: int) -> tuple[list[tuple[str, int]], list[BaseException]]:
     """Two threads (as two pytest-xdist workers) plan the same free pair at the same moment."""
+    barrier = threading.Barrier(2)
+    bound: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+
+    async def run() -> None:
+        box = Sandbox(_profile(address, port), on_conflict="next-port")
+        barrier.wait(timeout=10)  # both plan while the pair is free
+        try:
+            await box.start()
+            bound.append((box.address("api"), box.port("api")))
+            barrier.wait(timeout=10)  # both hold their sockets at the same time
+        finally:
+            await box.stop()
+
+    def worker() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return bound, errors
+
+
+def test_two_workers_starting_one_profile_both_come_up_ten_times(spare_loopback: Any) -> None:
     for _ in range(10):
         address = str(spare_loopback(1)[0])
-        port = _free_port(address)
-        barrier = threading.Barrier(2)
-        bound: list[tuple[str, int]] = []
-        errors: list[BaseException] = []
-
-        def worker() -> None:
-            async def run() -> None:
-                box = Sandbox(_profile(address, port), on_conflict="next-port")
-                barrier.wait(timeout=10)  # both plan while the pair is free
-                try:
-                    await box.start()
-                    bound.append((box.address("api"), box.port("api")))
-                    barrier.wait(timeout=10)  # both hold their sockets at the same time
-                finally:
-                    await box.stop()
-
-            try:
-                asyncio.run(run())
-            except BaseException as exc:  # reported by the main thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        bound, errors = _race_once(address, _free_port(address))
         assert not errors, errors
         assert len(set(bound)) == 2, bound
