@@ -239,6 +239,17 @@ def test_shell_completion_prints_a_bash_script(cli: Cli) -> None:
         check=False,
     )  # fmt: skip
     assert words.stdout.split() == ["doctor", "down"]
+    names = subprocess.run(
+        [sys.executable, "-m", "sandbox"],
+        capture_output=True,
+        text=True,
+        env={**env, "_SANDBOX_COMPLETE": "complete_bash", "COMP_WORDS": "sandbox up web-",
+             "COMP_CWORD": "2"},
+        cwd=cli.cwd,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+    assert names.stdout.split() == ["web-db-api"]
 
 
 def test_colour_codes_do_not_break_table_alignment(
