@@ -26,6 +26,7 @@ from sandbox.cli import (
 )
 from sandbox.errors import ExitCode, UsageError
 from sandbox.output import lifecycle as view
+from sandbox.output import progress
 from sandbox.output.printer import Printer
 
 if TYPE_CHECKING:
@@ -84,13 +85,23 @@ def up(
         if code:
             raise typer.Exit(code)
         return
-    status = up_detached(
-        loaded, name=name, state_root=state_root(), on_conflict=strategy, wait_timeout=timeout
-    )
+    bar = progress.Progress(out, f"{name or loaded.name}: starting")
+    try:
+        status = up_detached(
+            loaded,
+            name=name,
+            state_root=state_root(),
+            on_conflict=strategy,
+            wait_timeout=timeout,
+            on_progress=bar.update,
+        )
+    finally:
+        bar.done()
     with undone_on_closed_pipe(status["name"]):
         if json_:
             out.json(status)
         else:
+            progress.moves(out, status["moves"], strategy)
             view.detached(out, status)
 
 
@@ -201,9 +212,11 @@ async def _foreground(
         await sandbox.start()
         started = True
         status = await sandbox_status(StateDir(root, sandbox.name))
+        moved = [m.to_json() for m in sandbox.plan.moves] if sandbox.plan else []
         if json_:
-            out.json(status.to_json() if status else {})
+            out.json({**status.to_json(), "moves": moved} if status else {})
         elif status is not None:
+            progress.moves(out, moved, strategy)
             seconds = time.perf_counter() - t0
             view.all_ready(out, sandbox.name, len(sandbox.services), seconds, status.to_json())
         await stop.wait()
@@ -300,27 +313,36 @@ def requests(
 @app.command()
 @command
 def down(
-    name: Annotated[str | None, typer.Argument(help="The sandbox to stop.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The sandbox to stop: its name, or the profile (name or path) `up` got."
+        ),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Stop every recorded sandbox.")] = False,
     grace: GraceOpt = 5.0,
     json_: JsonOpt = False,
 ) -> None:
     """Stop a sandbox from its record, then verify every port refuses and no process is left.
 
-    Exit 0 when everything is gone, 6 when something survived.
+    Exit 0 when everything is gone (or nothing was running: it says so), 6 when something
+    survived.
     """
     import asyncio
 
-    from sandbox.runtime.manage import down_many
+    from sandbox.runtime.manage import down_many, sandbox_name
 
     if (name is None) == (not all_):
         raise UsageError(
             "name a sandbox, or pass --all (not both).", "`sandbox status` lists them."
         )
+    if name is not None:
+        name = sandbox_name(state_root(), name)
     reports = asyncio.run(down_many(state_root(), None if all_ else name, grace=grace))
     out = printer()
     if json_:
-        out.json({"sandboxes": [r.to_json() for r in reports]})
+        gone = {"not_running": name} if name is not None and not reports else {}
+        out.json({"sandboxes": [r.to_json() for r in reports], **gone})
     else:
         view.down_reports(out, reports, name)
     if any(not r.clean for r in reports):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,24 +25,27 @@ def up_detached(
     state_root: Path,
     on_conflict: OnConflict,
     wait_timeout: float,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Start a supervisor in its own session; return the sandbox's status once it is ready."""
+    """Start a supervisor in its own session; return the sandbox's status once it is ready,
+    with `moves`: what --on-conflict moved. `on_progress` hears of each service ready."""
     from sandbox.runtime.supervisor import spawn
 
     if profile.source is None:
         raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
     sandbox_name = name or profile.name
-    spawn(
+    ready = spawn(
         profile.source,
         name=sandbox_name,
         state_root=state_root,
         on_conflict=on_conflict,
         wait_timeout=wait_timeout,
+        on_progress=on_progress,
     )
     status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
     if status is None:
         raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
-    return status.to_json()
+    return {**status.to_json(), "moves": ready.get("moves", [])}
 
 
 async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
@@ -50,6 +53,25 @@ async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
     dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
     found = await asyncio.gather(*(sandbox_status(d) for d in dirs))
     return [s.to_json() for s in found if s is not None]
+
+
+def sandbox_name(state_root: Path, ref: str) -> str:
+    """The sandbox that `ref` names, as `up` would: a profile file's path (or a profile name)
+    stands for the profile's `name:`; a recorded sandbox's name stands for itself.
+
+    Raises ProfileNotFound / ProfileError for a path that is not a loadable profile.
+    """
+    from sandbox.profile.loader import find_profile, load_profile
+
+    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
+    if looks_like_path:
+        return load_profile(ref).name
+    if StateDir(state_root, ref).read() is not None:
+        return ref
+    try:
+        return load_profile(find_profile(ref)).name
+    except SandboxError:  # no such profile either: `down` says that `ref` is not running
+        return ref
 
 
 async def down_many(state_root: Path, name: str | None, *, grace: float) -> list[DownReport]:

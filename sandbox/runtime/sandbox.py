@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.conflicts import moves_that_help
 from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
 from sandbox.net.table import read_bindv6only, read_table
@@ -37,6 +38,7 @@ from sandbox.runtime.events import (
     ignore,
 )
 from sandbox.runtime.private import open_log
+from sandbox.runtime.retry import plan_and_bind
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.runtime.stub_access import StubAccess
@@ -189,8 +191,7 @@ class Sandbox(StubAccess):
                 lock.acquire()
                 stack.callback(lock.release)
                 stack.callback(self._state.remove)
-            plan = self._make_plan()
-            sockets = self._bind(plan)
+            plan, sockets = plan_and_bind(self._make_plan, self._bind, self.on_conflict)
             for sock in sockets.values():
                 stack.callback(sock.close)
             control_sock = sockets.pop(CONTROL, None)
@@ -229,11 +230,14 @@ class Sandbox(StubAccess):
         self.plan = plan
         if plan.conflicts:
             lines = [c.sentence() for c in plan.conflicts]
+            # Only the strategies that can help every conflict (never next-address for ::1).
+            helps = [set(moves_that_help(c.address, [c.blocker.rule])) for c in plan.conflicts]
+            moves = [m for m in ("next-address", "next-port") if all(m in h for h in helps)]
             raise ConflictError(
                 f'sandbox "{self.name}" cannot start: '
                 + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)),
                 "Nothing was started. `sandbox plan` shows the conflicts; "
-                "--on-conflict next-address or next-port moves around them.",
+                f"--on-conflict {' or '.join(moves)} moves around them.",
             )
         return plan
 

@@ -1,14 +1,16 @@
 """The detached supervisor: a process in its own session that hosts a sandbox until told to stop.
 
-`spawn()` starts it and waits on a pipe for one JSON line: ready, or the error that stopped
-it (after it tore down what it had started). `python -m sandbox.runtime.supervisor` is the
-child side.
+`spawn()` starts it and waits on a pipe for one JSON line: ready (with what --on-conflict
+moved), or the error that stopped it (after it tore down what it had started). Progress
+lines (`{"progress": ...}`, one per service ready) may come first.
+`python -m sandbox.runtime.supervisor` is the child side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +19,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sandbox.errors import SandboxError, error_from_json, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
@@ -33,9 +37,12 @@ def spawn(
     state_root: Path,
     on_conflict: str,
     wait_timeout: float,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, object]:
     """Start a supervisor and return its ready message; raise the error it reported.
 
+    Before that line, the supervisor reports each service that became ready; `on_progress`
+    receives those reports ({"ready": n, "total": m, "service": name}).
     Leaves the supervisor running on success; on failure it has already stopped everything.
     """
     read_fd, write_fd = os.pipe()
@@ -59,8 +66,14 @@ def spawn(
             start_new_session=True,
         )
     os.close(write_fd)
+    deadline = time.monotonic() + wait_timeout + 15.0
     try:
-        line = _read_line(read_fd, deadline=time.monotonic() + wait_timeout + 15.0)
+        lines = _read_lines(read_fd, deadline=deadline)
+        line = next(lines, "")
+        while line.startswith('{"progress"'):
+            if on_progress is not None:
+                on_progress(json.loads(line)["progress"])
+            line = next(lines, "")
     finally:
         os.close(read_fd)
     if not line:
@@ -82,20 +95,23 @@ def spawn(
     return message
 
 
-def _read_line(fd: int, *, deadline: float) -> str:
-    chunks = b""
-    while b"\n" not in chunks:
+def _read_lines(fd: int, *, deadline: float) -> Iterator[str]:
+    """Each complete line from `fd` until end of file or `deadline`."""
+    buffer = b""
+    while True:
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield line.decode("utf-8", "replace")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            break
+            return
         readable, _, _ = select.select([fd], [], [], remaining)
         if not readable:
-            break
+            return
         chunk = os.read(fd, 65536)
         if not chunk:
-            break
-        chunks += chunk
-    return chunks.decode("utf-8", "replace").split("\n", 1)[0]
+            return
+        buffer += chunk
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -120,6 +136,16 @@ async def _supervise(args: argparse.Namespace) -> int:
     from sandbox.runtime.sandbox import Sandbox
 
     ready_fd: int = args.ready_fd
+    ready: list[str] = []
+    total = 0
+
+    def progress(event: Event) -> None:
+        _log_event(event)
+        if isinstance(event, ServiceReady) and ready_fd >= 0:
+            ready.append(event.service)
+            line = {"progress": {"ready": len(ready), "total": total, "service": event.service}}
+            with contextlib.suppress(OSError):  # the waiting `up -d` went away: go on
+                os.write(ready_fd, (json.dumps(line) + "\n").encode())
 
     def report(message: dict[str, object]) -> None:
         nonlocal ready_fd
@@ -134,13 +160,14 @@ async def _supervise(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         profile = load_profile(args.profile)
+        total = len(profile.services)
         sandbox = Sandbox(
             profile,
             name=args.name,
             on_conflict=args.on_conflict,
             state_root=Path(args.state_root),
             wait_timeout=args.wait_timeout,
-            emit=_log_event,
+            emit=progress,
             foreground=False,
         )
         await sandbox.start()
@@ -148,7 +175,8 @@ async def _supervise(args: argparse.Namespace) -> int:
         report({"ok": False, "error": error_to_json(exc)})
         return int(exc.exit_code)
     log.info("sandbox %s ready (pid %d)", args.name, os.getpid())
-    report({"ok": True, "name": args.name, "pid": os.getpid()})
+    moves = [m.to_json() for m in sandbox.plan.moves] if sandbox.plan else []
+    report({"ok": True, "name": args.name, "pid": os.getpid(), "moves": moves})
     try:
         await stop.wait()
     finally:
