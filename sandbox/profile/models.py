@@ -16,6 +16,16 @@ from pydantic import (
     model_validator,
 )
 
+from sandbox.profile.stubs import (
+    DEFAULT_MAX_BODY,
+    AbsentSpec,
+    ByteSize,
+    EnvNames,
+    Status,
+    check_add_prefix,
+    check_nested_regexes,
+)
+
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
@@ -125,6 +135,18 @@ class Match(Strict):
         description="Top-level JSON fields: a string is a regex, anything else must be equal.",
     )
     body: str | None = Field(None, description="Regex over the request body as text.")
+    # Presence conditions and nested JSON (checked in profile/stubs.py).
+    absent: AbsentSpec | None = Field(
+        None, description="Headers and query parameters that must not be present."
+    )
+    exact_query: bool = Field(
+        False, description="No query parameter other than those named in `query`."
+    )
+
+    @model_validator(mode="after")
+    def _nested(self) -> Match:
+        check_nested_regexes(self.json_)
+        return self
 
     @model_validator(mode="after")
     def _regexes(self) -> Match:
@@ -142,7 +164,7 @@ class Match(Strict):
 class Response(Strict):
     """One HTTP answer. `body`, `json` and `file` are alternatives; text may use templates."""
 
-    status: int = Field(200, ge=100, le=599)
+    status: Status = Field(200, description="100..599, or a template rendering to one.")
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     json_: Any = Field(None, alias="json")
@@ -171,6 +193,14 @@ class Route(Strict):
         None, description="With proxy: remove this from the front of the path before forwarding."
     )
     fault: Fault | None = None
+    add_prefix: str | None = Field(
+        None, description="With proxy: put this in front of the path before forwarding."
+    )
+
+    @model_validator(mode="after")
+    def _add_prefix(self) -> Route:
+        check_add_prefix(self.add_prefix, self.proxy)
+        return self
 
     @field_validator("method")
     @classmethod
@@ -264,6 +294,19 @@ class HttpService(ServiceBase):
 
     kind: Literal["http"]
     routes: list[Route] = Field(default_factory=list)
+    # Service-wide stub options (checked in profile/stubs.py).
+    max_body: ByteSize = Field(
+        DEFAULT_MAX_BODY, description="Largest request body accepted (else 413), e.g. 10MiB."
+    )
+    tls: bool = Field(False, description="Serve HTTPS with a certificate of the sandbox's CA.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers added to every answer that lacks them."
+    )
+    cors: bool = Field(False, description="Answer CORS preflights; allow any origin.")
+    pass_env: EnvNames = Field(
+        default_factory=list,
+        description="Variables of sandbox's environment that templates may read as env.NAME.",
+    )
 
 
 class TcpService(ServiceBase):

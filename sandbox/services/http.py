@@ -8,6 +8,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -17,8 +18,17 @@ from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import RequestRecord, ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
+from sandbox.services.http_extras import EXTRAS, Extras, ExtrasHolder, on_prepare
+from sandbox.services.http_extras import middleware as extras_middleware
+from sandbox.services.http_protocol import start_site, until_client_closes
 from sandbox.services.http_proxy import forward, session_context
-from sandbox.services.http_routes import Incoming, compile_routes, find, near_misses
+from sandbox.services.http_routes import (
+    CompiledRoute,
+    Incoming,
+    compile_routes,
+    find,
+    near_misses,
+)
 from sandbox.services.templates import StubConfigError
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
@@ -84,22 +94,38 @@ class _Outcome:
         )
 
 
+def _checked_routes(spec: HttpService, ctx: ServiceContext) -> list[CompiledRoute]:
+    """The compiled routes of `spec`. Raises StubConfigError for a bad route or proxy target."""
+    routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
+    for route in routes:
+        target = route.spec.proxy
+        if target is not None and target not in ctx.peers:
+            known = ", ".join(sorted(ctx.peers)) or "none"
+            raise StubConfigError(
+                f"{route.where}.proxy: there is no service named {target!r} to proxy to.",
+                hint=f"Name one of the profile's services: {known}.",
+            )
+    return routes
+
+
 class _Dispatcher:
     """The one aiohttp handler: tries the routes in profile order, logs and records."""
 
     def __init__(self, spec: HttpService, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
+        self.routes = _checked_routes(spec, ctx)
+        self.extras = ExtrasHolder(Extras.of(spec, ctx.name))
         self.history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
-        for route in self.routes:
-            target = route.spec.proxy
-            if target is not None and target not in ctx.peers:
-                known = ", ".join(sorted(ctx.peers)) or "none"
-                raise StubConfigError(
-                    f"{route.where}.proxy: there is no service named {target!r} to proxy to.",
-                    hint=f"Name one of the profile's services: {known}.",
-                )
+
+    def swap(self, spec: HttpService) -> None:
+        """Answer from `spec` from the next request on (a reload). Raises StubConfigError,
+        and then changes nothing, when `spec` cannot be built."""
+        routes, extras = _checked_routes(spec, self.ctx), Extras.of(spec, self.ctx.name)
+        self.routes, self.extras.current = routes, extras  # no await between: one swap
+
+    def has_options_route(self) -> bool:
+        return any(route.spec.method == "OPTIONS" for route in self.routes)
 
     @property
     def proxies(self) -> bool:
@@ -158,16 +184,25 @@ class _Dispatcher:
         spec = route.spec
         if spec.fault is not None:
             if request.transport is not None:
-                await inflict(spec.fault, request.transport, self.released.wait)
+                hold = partial(until_client_closes, request, self.released)
+                await inflict(spec.fault, request.transport, hold)
             # The connection is gone: aiohttp's write of this placeholder fails quietly.
             return web.Response(status=500), spec.fault
         if spec.proxy is not None:
             peer = self.ctx.peers[spec.proxy]
             answer = await forward(
-                request, body, spec.proxy, peer, self.ctx.name, self.ctx.log, spec.strip_prefix
+                request,
+                body,
+                spec.proxy,
+                peer,
+                self.ctx.name,
+                self.ctx.log,
+                spec.strip_prefix,
+                spec.add_prefix,
             )
             return answer, None
         variables = template_variables(req, params, self.ctx.peers)
+        variables.update(self.extras.current.variables(req))
         return await build(route.next_answer(), variables, self.ctx.profile_dir), None
 
 
@@ -177,13 +212,17 @@ _DISPATCHER = web.AppKey("sandbox_dispatcher", _Dispatcher)
 def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     """The stub as an aiohttp app (nothing bound). Raises StubConfigError for a bad route."""
     dispatcher = _Dispatcher(spec, ctx)
-    app = web.Application()
+    app = web.Application(
+        client_max_size=spec.max_body,
+        middlewares=[extras_middleware(dispatcher.has_options_route)],
+    )
     app[_DISPATCHER] = dispatcher
+    app[EXTRAS] = dispatcher.extras
+    app.on_response_prepare.append(on_prepare)
     # One catch-all: aiohttp's router cannot fall through to the next route when `match` fails.
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     app.on_shutdown.append(dispatcher.release)
-    if dispatcher.proxies:
-        app.cleanup_ctx.append(session_context)
+    app.cleanup_ctx.append(session_context)  # the session itself is made on first use
     return app
 
 
@@ -195,9 +234,16 @@ def history_of(app: web.Application) -> Sequence[RequestRecord]:
 class HttpStub:
     """A running HTTP stub (a StubServer)."""
 
-    def __init__(self, name: str, runner: web.AppRunner, history: Sequence[RequestRecord]) -> None:
+    def __init__(
+        self,
+        name: str,
+        runner: web.AppRunner,
+        history: Sequence[RequestRecord],
+        server: asyncio.Server,
+    ) -> None:
         self.name = name
         self._runner = runner
+        self._server = server
         self._history = history
         self._closing: asyncio.Task[None] | None = None
 
@@ -209,8 +255,12 @@ class HttpStub:
         """Stop listening (the socket is closed), drop hanging connections, finish or cancel
         in-flight requests within SHUTDOWN_GRACE, close the proxy session. Idempotent."""
         if self._closing is None:
-            self._closing = asyncio.create_task(self._runner.cleanup())
+            self._closing = asyncio.create_task(self._shutdown())
         await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
+        self._server.close()  # stop listening first, then let the runner end connections
+        await self._runner.cleanup()
 
 
 async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext) -> HttpStub:
@@ -229,10 +279,9 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     )
     await runner.setup()
     try:
-        # A backlog of SOMAXCONN: asyncio calls listen() again and must not shrink the queue.
-        await web.SockSite(runner, sock, backlog=socket.SOMAXCONN).start()
+        server = await start_site(runner, sock)
     except BaseException:
         await runner.cleanup()
         raise
     ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
-    return HttpStub(ctx.name, runner, app[_DISPATCHER].history)
+    return HttpStub(ctx.name, runner, app[_DISPATCHER].history, server)

@@ -13,7 +13,32 @@ from yarl import URL
 from sandbox.services.context import Peer
 from sandbox.services.http_answers import json_response
 
-SESSION = web.AppKey("sandbox_proxy_session", aiohttp.ClientSession)
+
+class Sessions:
+    """The app's one client session, made on the first proxied request (a reload may add
+    the first proxy route), closed on cleanup."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
+            )
+            # trust_env=False: an HTTP_PROXY in the environment must never send loopback
+            # traffic away.
+            self._session = aiohttp.ClientSession(
+                timeout=timeout, trust_env=False, auto_decompress=True
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+SESSION = web.AppKey("sandbox_proxy_session", Sessions)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 HOP_BY_HOP = frozenset(
@@ -52,14 +77,12 @@ def _without(headers: MultiMapping[str], dropped: frozenset[str]) -> CIMultiDict
 
 
 async def session_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx entry: one client session per app, closed on cleanup."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-    )
-    # trust_env=False: an HTTP_PROXY in the environment must never send loopback traffic away.
-    async with aiohttp.ClientSession(timeout=timeout, trust_env=False, auto_decompress=True) as s:
-        app[SESSION] = s
+    """cleanup_ctx entry: one client session per app (made on first use), closed on cleanup."""
+    sessions = app[SESSION] = Sessions()
+    try:
         yield
+    finally:
+        await sessions.close()
 
 
 def _via_token(service: str) -> str:
@@ -87,17 +110,20 @@ async def forward(
     me: str,
     log: Callable[[str], None],
     strip_prefix: str | None = None,
+    add_prefix: str | None = None,
 ) -> web.Response:
     """Relay `request` (its body already read) to `peer`; 502/508 JSON when that fails.
 
-    Method, the original path (less `strip_prefix`) and query, headers (without hop-by-hop
-    and Host) and body go upstream; the status, headers (without hop-by-hop,
-    Content-Encoding, Content-Length) and body come back.
+    Method, the original path (less `strip_prefix`, then with `add_prefix` in front) and
+    query, headers (without hop-by-hop and Host) and body go upstream; the status, headers
+    (without hop-by-hop, Content-Encoding, Content-Length) and body come back.
     """
     path = request.raw_path
     if strip_prefix and path.startswith(strip_prefix.rstrip("/")):
         path = path[len(strip_prefix.rstrip("/")) :]
         path = path if path.startswith("/") else "/" + path
+    if add_prefix:
+        path = add_prefix.rstrip("/") + path
     url = URL(peer.url.rstrip("/") + path, encoded=True)
     via = request.headers.getall("Via", [])
     if any(_via_token(me) in value.split() for value in via):
@@ -118,14 +144,18 @@ async def forward(
     headers["X-Forwarded-Host"] = request.host
     headers["X-Forwarded-Proto"] = request.scheme
     try:
-        async with request.app[SESSION].request(
-            request.method,
-            url,
-            headers=headers,
-            data=body or None,
-            allow_redirects=False,
-            skip_auto_headers=_NO_AUTO_HEADERS,
-        ) as upstream:
+        async with (
+            request.app[SESSION]
+            .get()
+            .request(
+                request.method,
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+            ) as upstream
+        ):
             payload = await upstream.read()
             relayed = _without(upstream.headers, _NOT_RELAYED)
             return web.Response(
