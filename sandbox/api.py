@@ -85,6 +85,11 @@ class RunningSandbox:
     def port(self, service: str) -> int:
         return self._sandbox.port(service)
 
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The sandbox CA's certificate (PEM) for `tls: true` services; None without any."""
+        return self._sandbox.ca_bundle
+
     def start(self) -> RunningSandbox:
         """Bring it up; raises what Sandbox.start raises, leaving nothing running."""
         self._thread.start()

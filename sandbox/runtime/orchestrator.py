@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
@@ -24,6 +26,7 @@ from sandbox.net.table import SocketTable, read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
 from sandbox.profile.models import Profile
+from sandbox.runtime.authority import TLS_FOLDER, Authority, make_authority
 from sandbox.runtime.events import (
     Emit,
     LogLine,
@@ -121,6 +124,7 @@ class Sandbox:
         self._logs: dict[str, IO[str]] = {}
         self.forced = False
         self._status = "starting"
+        self.authority: Authority | None = None
 
     # -- the public surface -------------------------------------------------------------
 
@@ -174,6 +178,7 @@ class Sandbox:
             for sock in sockets.values():
                 stack.callback(sock.close)
             self._materialise(plan, sockets)
+            self._certify(stack)
             stack.callback(self._close_logs)
             self._write_record("starting")
             await self._start_all(stack, t0)
@@ -223,7 +228,9 @@ class Sandbox:
         for planned in plan.services:
             sock = sockets.get(planned.name)
             port = sock.getsockname()[1] if sock is not None else planned.port
-            scheme = "http" if planned.kind == "http" else "tcp"
+            scheme = "tcp"
+            if planned.spec.kind == "http":
+                scheme = "https" if planned.spec.tls else "http"
             running = RunningService(
                 planned=planned,
                 address=str(planned.address),
@@ -234,6 +241,29 @@ class Sandbox:
             if self._state is not None:
                 running.log_path = self._state.log_path(planned.name)
             self.services[planned.name] = running
+
+    def _certify(self, stack: AsyncExitStack) -> None:
+        """Make the sandbox's CA and a certificate per `tls: true` service, in the state
+        folder (or, without one, a private temporary folder removed at stop)."""
+        wanted = {
+            s.name: [s.address, "localhost"]
+            for s in self.services.values()
+            if s.planned.spec.kind == "http" and s.planned.spec.tls
+        }
+        if not wanted:
+            return
+        if self._state is not None:
+            folder = self._state.path / TLS_FOLDER
+        else:
+            temporary = Path(tempfile.mkdtemp(prefix=f"sandbox-{self.name}-"))
+            stack.callback(shutil.rmtree, temporary, ignore_errors=True)
+            folder = temporary / TLS_FOLDER
+        self.authority = make_authority(folder, self.name, wanted)
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The CA certificate that `tls: true` services are signed with (None without any)."""
+        return self.authority.bundle if self.authority is not None else None
 
     def _peers(self) -> dict[str, Peer]:
         return {
@@ -289,6 +319,7 @@ class Sandbox:
             peers=peers,
             log=log,
             history_limit=self.history_limit,
+            certificate=self.authority.certificates.get(running.name) if self.authority else None,
         )
         spec = running.planned.spec
         if spec.kind == "command":
@@ -334,6 +365,8 @@ class Sandbox:
                 return _log_probe(running, running.log_ready)
             if ready is not None and ready.http is not None:
                 return probe_http(address, port, ready.http, expect_status=ready.status)
+            if spec.kind == "http" and spec.tls:
+                return probe_tcp(address, port)  # the stub serves in-process once started
             if spec.kind == "http" and (ready is None or not ready.tcp):
                 return probe_http(address, port, "/")
             return probe_tcp(address, port)
@@ -364,7 +397,7 @@ class Sandbox:
             )
 
     def _environment(self, running: RunningService) -> dict[str, str]:
-        return service_environment(self.services.values(), running)
+        return service_environment(self.services.values(), running, ca_bundle=self.ca_bundle)
 
     # -- logs and state -----------------------------------------------------------------
 
@@ -456,10 +489,16 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 
 def service_environment(
-    services: Iterable[RunningService], running: RunningService, base: dict[str, str] | None = None
+    services: Iterable[RunningService],
+    running: RunningService,
+    base: dict[str, str] | None = None,
+    ca_bundle: Path | None = None,
 ) -> dict[str, str]:
-    """The variables every service gets: where each service is, and where it is itself."""
+    """The variables every service gets: where each service is, and where it is itself;
+    SANDBOX_CA_BUNDLE when the sandbox has a CA (some service has `tls: true`)."""
     env = dict(base if base is not None else os.environ)
+    if ca_bundle is not None:
+        env["SANDBOX_CA_BUNDLE"] = str(ca_bundle)
     for other in services:
         key = env_name(other.name)
         env[f"SANDBOX_{key}_HOST"] = other.address

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from sandbox.services.http_routes import (
     near_misses,
 )
 from sandbox.services.templates import StubConfigError
+from sandbox.services.tls import server_context
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
@@ -263,12 +265,25 @@ class HttpStub:
         await self._runner.cleanup()
 
 
+def _tls(spec: HttpService, ctx: ServiceContext) -> ssl.SSLContext | None:
+    if not spec.tls:
+        return None
+    if ctx.certificate is None:
+        raise StubConfigError(
+            f"services.{ctx.name}.tls: there is no certificate to serve HTTPS with.",
+            hint="The sandbox makes one at `up`; a stub served by hand needs "
+            "ServiceContext(certificate=...).",
+        )
+    return server_context(ctx.certificate)
+
+
 async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext) -> HttpStub:
     """Serve `spec` on `sock` (bound, listening); the returned stub owns the socket.
 
     Raises StubConfigError for a bad route; on any failure the socket stays open and
     remains the caller's to close.
     """
+    ssl_context = _tls(spec, ctx)
     app = create_app(spec, ctx)
     runner = web.AppRunner(
         app,
@@ -279,7 +294,7 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     )
     await runner.setup()
     try:
-        server = await start_site(runner, sock)
+        server = await start_site(runner, sock, ssl_context)
     except BaseException:
         await runner.cleanup()
         raise
