@@ -15,6 +15,7 @@ from typing import Any
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
 from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.reload import ReloadReport
 
 ProfileRef = str | os.PathLike[str] | Mapping[str, Any] | Profile
 
@@ -89,6 +90,11 @@ class RunningSandbox:
     def ca_bundle(self) -> Path | None:
         """The sandbox CA's certificate (PEM) for `tls: true` services; None without any."""
         return self._sandbox.ca_bundle
+
+    def reload(self, service: str | None = None) -> ReloadReport:
+        """Re-read the profile file and swap changed stubs' routes; see Sandbox.reload."""
+        report: ReloadReport = self._call(self._sandbox.reload(service))
+        return report
 
     def start(self) -> RunningSandbox:
         """Bring it up; raises what Sandbox.start raises, leaving nothing running."""

@@ -14,12 +14,12 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
-from sandbox.errors import ConflictError, NotReadyError, SandboxError
+from sandbox.errors import ConflictError, NotReadyError, SandboxError, UsageError
 from sandbox.net.addresses import format_hostport, format_url
 from sandbox.net.sockets import bind_all
 from sandbox.net.table import SocketTable, read_bindv6only, read_table
@@ -37,9 +37,10 @@ from sandbox.runtime.events import (
     ignore,
 )
 from sandbox.runtime.processes import ref_for
+from sandbox.runtime.reload import ReloadReport, changed_services, open_channel
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
-from sandbox.services.context import Peer, ServiceContext
+from sandbox.services.context import Peer, ServiceContext, StubServer
 
 if TYPE_CHECKING:
     from sandbox.services.command import Program
@@ -63,6 +64,7 @@ class RunningService:
     give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
     log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
     restarts: int = 0  # how often a command service was restarted (restart: on-failure)
+    stub: StubServer | None = None  # the in-process server of an http or tcp service
     _sock: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -183,6 +185,7 @@ class Sandbox:
             self._write_record("starting")
             await self._start_all(stack, t0)
             self._write_record("running")
+            await self._open_reload_channel(stack)
             self._stack = stack.pop_all()
 
     def force(self) -> None:
@@ -265,6 +268,42 @@ class Sandbox:
         """The CA certificate that `tls: true` services are signed with (None without any)."""
         return self.authority.bundle if self.authority is not None else None
 
+    async def reload(self, service: str | None = None) -> ReloadReport:
+        """Re-read the profile file and swap the behaviour of changed stubs (or of `service`)
+        while their sockets stay bound. All or nothing: raises ProfileError (exit 3) for an
+        invalid file, StubConfigError (exit 3) for routes that cannot be built, ReloadRefused
+        (exit 2) for an edit that needs a restart; the running routes are then kept.
+        """
+        from sandbox.profile.loader import load_profile
+
+        if self.profile.source is None:
+            raise UsageError(
+                f'sandbox "{self.name}" was not started from a profile file: nothing to re-read.'
+            )
+        new = load_profile(self.profile.source)
+        changed = changed_services(self.profile, new, service)
+        commits = []
+        for name in changed:
+            stub = self._get(name).stub
+            assert stub is not None  # changed_services only returns stub services
+            commits.append(stub.prepare_reload(new.services[name]))
+        for commit in commits:  # every stub built: now swap them all, with no await between
+            commit()
+        for name in changed:
+            self.services[name].planned = replace(
+                self.services[name].planned, spec=new.services[name]
+            )
+        self.profile = new.with_source(self.profile.source)
+        names = [service] if service is not None else list(self.services)
+        return ReloadReport(reloaded=changed, unchanged=[n for n in names if n not in changed])
+
+    async def _open_reload_channel(self, stack: AsyncExitStack) -> None:
+        if self._state is None:
+            return
+        server = await open_channel(self._state.path, self.reload)
+        if server is not None:
+            stack.callback(server.close)
+
     def _peers(self) -> dict[str, Peer]:
         return {
             s.name: Peer(name=s.name, address=s.address, port=s.port, url=s.url)
@@ -342,6 +381,7 @@ class Sandbox:
             return
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
+        running.stub = server
         running.pid = os.getpid()
         stack.push_async_callback(self._stopped, running, server.close)
 

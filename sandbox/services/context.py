@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 def _discard(line: str) -> None:
@@ -68,4 +68,9 @@ class StubServer(Protocol):
 
     async def close(self) -> None:
         """Stop serving and close every connection, hanging ones included; idempotent."""
+        ...
+
+    def prepare_reload(self, spec: Any) -> Callable[[], None]:
+        """Build the behaviour of `spec` (the same kind); the returned function swaps it in
+        while the socket stays bound. Raises StubConfigError, having changed nothing."""
         ...

@@ -8,7 +8,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -120,11 +120,15 @@ class _Dispatcher:
         self.history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
 
-    def swap(self, spec: HttpService) -> None:
-        """Answer from `spec` from the next request on (a reload). Raises StubConfigError,
-        and then changes nothing, when `spec` cannot be built."""
+    def prepare(self, spec: HttpService) -> Callable[[], None]:
+        """Build `spec`'s routes; the returned function makes them answer from the next
+        request on (a reload). Raises StubConfigError, having changed nothing."""
         routes, extras = _checked_routes(spec, self.ctx), Extras.of(spec, self.ctx.name)
-        self.routes, self.extras.current = routes, extras  # no await between: one swap
+
+        def commit() -> None:
+            self.routes, self.extras.current = routes, extras  # one step: no await between
+
+        return commit
 
     def has_options_route(self) -> bool:
         return any(route.spec.method == "OPTIONS" for route in self.routes)
@@ -252,6 +256,10 @@ class HttpStub:
     @property
     def history(self) -> Sequence[RequestRecord]:
         return self._history
+
+    def prepare_reload(self, spec: HttpService) -> Callable[[], None]:
+        """See _Dispatcher.prepare: the socket and open connections stay as they are."""
+        return self._runner.app[_DISPATCHER].prepare(spec)
 
     async def close(self) -> None:
         """Stop listening (the socket is closed), drop hanging connections, finish or cancel

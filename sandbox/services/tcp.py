@@ -8,11 +8,11 @@ import re
 import socket
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sandbox.net.addresses import format_hostport
-from sandbox.profile.models import Fault, TcpService
+from sandbox.profile.models import Fault, TcpService, TcpSpec
 from sandbox.services.context import RequestRecord, ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.templates import RenderError, Text, compile_text
@@ -118,27 +118,31 @@ class _Conn:
             self.received(data)
 
 
+def _compiled(spec: TcpService, name: str) -> tuple[TcpSpec, bytes, list[_Rule]]:
+    """The behaviour of a TCP stub. Raises StubConfigError for a bad `send` template."""
+    tcp = spec.tcp
+    rules = [
+        _Rule(
+            expect=re.compile(to_bytes(rule.expect)),
+            send=_payload(rule.send, rule.send_hex),
+            close=rule.then == "close",
+            delay=rule.delay,
+            fault=rule.fault,
+            template=_send_template(rule.send, f"services.{name}.tcp.rules[{n}].send"),
+        )
+        for n, rule in enumerate(tcp.rules)
+    ]
+    return tcp, _payload(tcp.banner, tcp.banner_hex) or b"", rules
+
+
 class TcpStub:
     """A running TCP stub (a StubServer); `serve_tcp` makes one."""
 
     def __init__(self, spec: TcpService, ctx: ServiceContext) -> None:
         self.name = ctx.name
         self.log = ctx.log
-        tcp = spec.tcp
-        self._spec = tcp
-        self._banner = _payload(tcp.banner, tcp.banner_hex) or b""
         self._peers = ctx.peers
-        self._rules = [
-            _Rule(
-                expect=re.compile(to_bytes(rule.expect)),
-                send=_payload(rule.send, rule.send_hex),
-                close=rule.then == "close",
-                delay=rule.delay,
-                fault=rule.fault,
-                template=_send_template(rule.send, f"services.{ctx.name}.tcp.rules[{n}].send"),
-            )
-            for n, rule in enumerate(tcp.rules)
-        ]
+        self._spec, self._banner, self._rules = _compiled(spec, ctx.name)
         self._history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
@@ -148,6 +152,16 @@ class TcpStub:
     @property
     def history(self) -> Sequence[RequestRecord]:
         return self._history
+
+    def prepare_reload(self, spec: TcpService) -> Callable[[], None]:
+        """Build `spec`; the returned function makes it answer from the next bytes received
+        on (open connections included). Raises StubConfigError, having changed nothing."""
+        compiled = _compiled(spec, self.name)
+
+        def commit() -> None:
+            self._spec, self._banner, self._rules = compiled
+
+        return commit
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on `sock` (bound and listening); from now on close() closes it."""
