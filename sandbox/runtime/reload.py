@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,3 +197,28 @@ def request_reload(state_folder: Path, service: str | None, timeout: float = 30.
     if not reply.get("ok"):
         raise _error_from(reply["error"])
     return ReloadReport(reloaded=reply["reloaded"], unchanged=reply["unchanged"])
+
+
+def mtime_of(path: Path) -> int | None:
+    """The file's modification time in ns, None when it is missing (an editor mid-save)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def changes(
+    path: Path, *, interval: float = 0.5, sleep: Callable[[float], None] | None = None
+) -> Iterator[None]:
+    """Yield each time `path`'s modification time changes (polling every `interval`); runs
+    until the caller stops iterating (Ctrl-C in `sandbox reload --watch`)."""
+    import time
+
+    pause = sleep or time.sleep
+    last = mtime_of(path)
+    while True:
+        pause(interval)  # polling a file's mtime; not a readiness wait
+        now = mtime_of(path)
+        if now is not None and now != last:
+            last = now
+            yield

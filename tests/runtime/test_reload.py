@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import textwrap
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from sandbox.api import start
 from sandbox.errors import ProfileError
-from sandbox.runtime.reload import ReloadRefused, request_reload
+from sandbox.runtime.reload import ReloadRefused, changes, request_reload
 
 LOOP_LIMIT = 3000  # requests the client loop makes at most
 LOOP_SECONDS = 20.0  # and for how long at most
@@ -180,3 +181,28 @@ def _get(address: str, port: int) -> str:
         return conn.getresponse().read().decode()
     finally:
         conn.close()
+
+
+def test_changes_yields_when_the_file_is_modified(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("a")
+    ticks: list[float] = []
+
+    def tick(interval: float) -> None:
+        ticks.append(interval)
+        if len(ticks) == 3:
+            path.write_text("b")
+            os.utime(path, ns=(1, 10**18))  # a different mtime even on a coarse clock
+        if len(ticks) == 4:
+            path.unlink()  # an editor mid-save: no change reported
+        if len(ticks) == 6:
+            path.write_text("c")
+            os.utime(path, ns=(1, 2 * 10**18))
+        assert len(ticks) < 10, "no change was seen"
+
+    seen = changes(path, interval=0.25, sleep=tick)
+    next(seen)
+    assert len(ticks) == 3
+    assert set(ticks) == {0.25}
+    next(seen)
+    assert len(ticks) == 6
