@@ -59,3 +59,26 @@ def make_authority(folder: Path, sandbox: str, services: dict[str, list[str]]) -
         _write_private(path, leaf.private_key_and_cert_chain_pem.bytes())
         certificates[name] = path
     return Authority(folder=folder, bundle=bundle, certificates=certificates)
+
+
+def find_bundle(state_root: Path, name: str) -> Path:
+    """The CA bundle of the running sandbox `name` (what `sandbox ca NAME` prints).
+
+    Raises UsageError when the sandbox is not running or has no `tls: true` service.
+    """
+    from sandbox.errors import UsageError
+    from sandbox.runtime.state import StateDir, is_locked
+
+    state = StateDir(state_root, name)
+    if state.read() is None or not is_locked(state_root, name):
+        raise UsageError(
+            f'sandbox "{name}" is not running, so it has no CA.',
+            "`sandbox status` lists the running sandboxes.",
+        )
+    bundle = bundle_path(state.path)
+    if not bundle.is_file():
+        raise UsageError(
+            f'sandbox "{name}" has no CA: none of its services has `tls: true`.',
+            "Add `tls: true` to an http service to serve HTTPS.",
+        )
+    return bundle

@@ -222,3 +222,25 @@ def changes(
         if now is not None and now != last:
             last = now
             yield
+
+
+def reload_running(state_root: Path, name: str, service: str | None) -> ReloadReport:
+    """`sandbox reload NAME [SERVICE]`: ask the running sandbox `name` to reload.
+
+    Raises UsageError when it is not running, and what `request_reload` raises.
+    """
+    from sandbox.runtime.state import StateDir, is_locked
+
+    state = StateDir(state_root, name)
+    record = state.read()
+    if record is None or not is_locked(state_root, name):
+        raise UsageError(
+            f'sandbox "{name}" is not running, so there is nothing to reload.',
+            "`sandbox status` lists the running sandboxes.",
+        )
+    names = [s.name for s in record.services]
+    if service is not None and service not in names:
+        raise UsageError(
+            f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
+        )
+    return request_reload(state.path, service)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from sandbox.api import start
-from sandbox.errors import ProfileError
-from sandbox.runtime.reload import ReloadRefused, changes, request_reload
+from sandbox.errors import ProfileError, UsageError
+from sandbox.runtime.reload import ReloadRefused, changes, reload_running, request_reload
 
 LOOP_LIMIT = 3000  # requests the client loop makes at most
 LOOP_SECONDS = 20.0  # and for how long at most
@@ -206,3 +206,21 @@ def test_changes_yields_when_the_file_is_modified(tmp_path: Path) -> None:
     assert set(ticks) == {0.25}
     next(seen)
     assert len(ticks) == 6
+
+
+async def test_reload_running_finds_the_sandbox_by_name(
+    spare_loopback: Any, tmp_path: Path
+) -> None:
+    address = str(spare_loopback(1)[0])
+    profile = tmp_path / "p.yaml"
+    _write(profile, address, "one")
+    root = tmp_path / "state"
+    with pytest.raises(UsageError, match="not running"):
+        reload_running(root, "reloading", None)
+    async with start(profile, state_root=root) as sb:
+        with pytest.raises(UsageError, match="no service"):
+            await asyncio.to_thread(reload_running, root, "reloading", "nope")
+        _write(profile, address, "two")
+        report = await asyncio.to_thread(reload_running, root, "reloading", "api")
+        assert report.reloaded == ["api"]
+        assert await asyncio.to_thread(_get, address, sb.port("api")) == "two"

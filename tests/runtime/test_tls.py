@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 
 from sandbox.api import start
+from sandbox.errors import UsageError
+from sandbox.runtime.authority import find_bundle
 from sandbox.services.tls import client_context
 
 
@@ -127,3 +129,17 @@ async def test_without_a_state_folder_the_ca_lives_in_a_private_temporary_folder
         writer.close()
         assert answer.startswith(b"HTTP/1.1 200")
     assert not bundle.exists()
+
+
+async def test_find_bundle_names_the_running_sandboxes_ca(
+    spare_loopback: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="not running"):
+        find_bundle(tmp_path, "tlsdemo")
+    async with start(_profile(spare_loopback(2)), state_root=tmp_path) as sb:
+        assert find_bundle(tmp_path, "tlsdemo") == sb.ca_bundle
+    plain = _profile(spare_loopback(2))
+    plain["services"]["api"]["tls"] = False
+    async with start(plain, state_root=tmp_path):
+        with pytest.raises(UsageError, match="no CA"):
+            find_bundle(tmp_path, "tlsdemo")

@@ -177,6 +177,10 @@ async def test_default_headers_apply_unless_a_response_sets_them(serve_routes: S
     assert (await _get(f"{url}/own"))[1]["X-Env"] == "own"
     _, headers, _ = await _get(f"{url}/missing")  # the 404 too
     assert headers["X-Env"] == "sandbox"
+    status, headers, _ = await _get(
+        f"{url}/plain", method="POST", data=io.BytesIO(b"x" * (1024**2 + 1))
+    )
+    assert (status, headers["X-Env"]) == (413, "sandbox")  # and the 413
 
 
 async def test_cors_answers_preflights_and_allows_the_origin(serve_routes: Serve) -> None:
