@@ -359,6 +359,7 @@ class Sandbox:
             log=log,
             history_limit=self.history_limit,
             certificate=self.authority.certificates.get(running.name) if self.authority else None,
+            ca_bundle=self.ca_bundle,
         )
         spec = running.planned.spec
         if spec.kind == "command":

@@ -35,6 +35,7 @@ class ServiceContext:
     log: Callable[[str], None] = _discard  # one line, no newline
     history_limit: int = 1000  # bound of the in-memory request history
     certificate: Path | None = None  # key + chain PEM for `tls: true` (made by the sandbox's CA)
+    ca_bundle: Path | None = None  # the sandbox CA's certificate: proxies verify HTTPS peers
 
 
 @dataclass(frozen=True)

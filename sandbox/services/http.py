@@ -228,7 +228,7 @@ def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     # One catch-all: aiohttp's router cannot fall through to the next route when `match` fails.
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     app.on_shutdown.append(dispatcher.release)
-    app.cleanup_ctx.append(session_context)  # the session itself is made on first use
+    app.cleanup_ctx.append(session_context(ctx.ca_bundle))  # the session is made on first use
     return app
 
 

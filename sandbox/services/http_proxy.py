@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -12,14 +13,16 @@ from yarl import URL
 
 from sandbox.services.context import Peer
 from sandbox.services.http_answers import json_response
+from sandbox.services.tls import client_context
 
 
 class Sessions:
     """The app's one client session, made on the first proxied request (a reload may add
     the first proxy route), closed on cleanup."""
 
-    def __init__(self) -> None:
+    def __init__(self, ca_bundle: Path | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._ca_bundle = ca_bundle  # a `tls: true` service is verified against the sandbox CA
 
     def get(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -28,8 +31,12 @@ class Sessions:
             )
             # trust_env=False: an HTTP_PROXY in the environment must never send loopback
             # traffic away.
+            ssl_context = client_context(self._ca_bundle) if self._ca_bundle else True
             self._session = aiohttp.ClientSession(
-                timeout=timeout, trust_env=False, auto_decompress=True
+                connector=aiohttp.TCPConnector(ssl=ssl_context),
+                timeout=timeout,
+                trust_env=False,
+                auto_decompress=True,
             )
         return self._session
 
@@ -76,13 +83,19 @@ def _without(headers: MultiMapping[str], dropped: frozenset[str]) -> CIMultiDict
     )
 
 
-async def session_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx entry: one client session per app (made on first use), closed on cleanup."""
-    sessions = app[SESSION] = Sessions()
-    try:
-        yield
-    finally:
-        await sessions.close()
+def session_context(
+    ca_bundle: Path | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx entry: one client session per app (made on first use), closed on cleanup."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        sessions = app[SESSION] = Sessions(ca_bundle)
+        try:
+            yield
+        finally:
+            await sessions.close()
+
+    return context
 
 
 def _via_token(service: str) -> str:

@@ -30,7 +30,12 @@ def _profile(spare: list[Any], **extra: Any) -> dict[str, Any]:
                 "tls": True,
                 "routes": [{"path": "/hello", "response": {"json": {"hi": "{{ query.n }}"}}}],
             },
-            "web": {"kind": "http", "address": str(spare[1]), "port": "auto"},
+            "web": {
+                "kind": "http",
+                "address": str(spare[1]),
+                "port": "auto",
+                "routes": [{"path": "/via/{rest:.*}", "proxy": "api", "strip_prefix": "/via"}],
+            },
             **extra,
         },
     }
@@ -54,6 +59,12 @@ async def test_https_with_the_sandbox_ca(spare_loopback: Any, tmp_path: Path) ->
             session.get(f"{url}/hello?n=1") as resp,
         ):
             assert (resp.status, await resp.json()) == (200, {"hi": "1"})
+        # A proxy in the sandbox trusts its CA.
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{sb.url('web')}/via/hello?n=5") as resp,
+        ):
+            assert (resp.status, await resp.json()) == (200, {"hi": "5"})
         # Without the CA: refused.
         async with aiohttp.ClientSession() as session:
             with pytest.raises(aiohttp.ClientConnectorCertificateError):
