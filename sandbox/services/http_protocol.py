@@ -50,6 +50,10 @@ class HalfCloseProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.ended.set()
+        transport = self.inner.transport
+        if transport is not None and transport.get_extra_info("sslcontext") is not None:
+            # asyncio's TLS cannot half-close (it warns and closes whatever we return).
+            return False
         inner: Any = self.inner  # the state read below is aiohttp's own, not in its API
         parser = inner._parser
         try:

@@ -154,3 +154,27 @@ async def test_find_bundle_names_the_running_sandboxes_ca(
     async with start(plain, state_root=tmp_path):
         with pytest.raises(UsageError, match="no CA"):
             find_bundle(tmp_path, "tlsdemo")
+
+
+async def test_a_tls_client_that_closes_leaves_no_warning(
+    spare_loopback: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with start(_profile(spare_loopback(2))) as sb:
+        assert sb.ca_bundle is not None
+        context = ssl.create_default_context(cafile=str(sb.ca_bundle))
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection(
+                sb.address("api"), sb.port("api"), ssl=context
+            )
+            writer.write(b"GET /hello?n=4 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+            writer.close()
+            await writer.wait_closed()
+        # One more exchange: by its answer the server has handled the closes before it.
+        reader, writer = await asyncio.open_connection(
+            sb.address("api"), sb.port("api"), ssl=context
+        )
+        writer.write(b"GET /hello?n=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+    assert "eof_received" not in caplog.text
