@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
-
 from sandbox.profile.models import HttpService
 from tests.services.helpers import DEADLINE, Listen, Start, context, http_spec
 
@@ -86,12 +84,3 @@ async def test_an_idle_keep_alive_connection_closes_on_half_close(
 
     assert await asyncio.to_thread(idle) == b""
 
-
-def _spec(**fields: Any) -> HttpService:
-    return HttpService.model_validate(
-        {
-            "kind": "http",
-            "routes": [{"path": "/", "response": {"body": "{{ body|length }}"}}],
-            **fields,
-        }
-    )
