@@ -1,9 +1,10 @@
-"""HTTP stubs at the socket level: half-closing clients, pipelining, the body size limit."""
+"""HTTP stubs at the socket level: half-closing clients, pipelined requests, cut bodies."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+
 from sandbox.profile.models import HttpService
 from tests.services.helpers import DEADLINE, Listen, Start, context, http_spec
 
@@ -83,4 +84,3 @@ async def test_an_idle_keep_alive_connection_closes_on_half_close(
             return sock.recv(100)
 
     assert await asyncio.to_thread(idle) == b""
-
