@@ -220,7 +220,7 @@ def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     dispatcher = _Dispatcher(spec, ctx)
     app = web.Application(
         client_max_size=spec.max_body,
-        middlewares=[extras_middleware(dispatcher.has_options_route)],
+        middlewares=[extras_middleware(dispatcher.has_options_route, ctx.log)],
     )
     app[_DISPATCHER] = dispatcher
     app[EXTRAS] = dispatcher.extras

@@ -78,7 +78,7 @@ def _preflight(request: web.Request) -> bool:
     )
 
 
-def middleware(has_options_route: Callable[[], bool]) -> Any:
+def middleware(has_options_route: Callable[[], bool], log: Callable[[str], None]) -> Any:
     """The body limit (read per request, so a reload changes it) and CORS preflights.
 
     A preflight is answered here, 204, unless a route of the profile takes OPTIONS itself.
@@ -95,6 +95,7 @@ def middleware(has_options_route: Callable[[], bool]) -> Any:
             }
             if asked:
                 headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = asked
+            log(f"OPTIONS {request.path_qs} 204 (CORS preflight)")
             return web.Response(status=204, headers=headers)
         if current.max_body != request.client_max_size:
             request = request.clone(client_max_size=current.max_body)
