@@ -14,8 +14,8 @@ from typing import Any
 
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
-from sandbox.runtime.orchestrator import Sandbox
 from sandbox.runtime.reload import ReloadReport
+from sandbox.runtime.sandbox import Sandbox
 
 ProfileRef = str | os.PathLike[str] | Mapping[str, Any] | Profile
 

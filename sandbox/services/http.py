@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import ssl
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.errors import StubConfigError
 from sandbox.net.addresses import format_hostport
 from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import RequestRecord, ServiceContext
@@ -30,7 +32,6 @@ from sandbox.services.http_routes import (
     find,
     near_misses,
 )
-from sandbox.services.templates import StubConfigError
 from sandbox.services.tls import server_context
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
@@ -54,10 +55,28 @@ def _default_routes(ctx: ServiceContext) -> list[Route]:
 
 
 def _parse_json(text: str) -> Any:
+    # A body nested deeper than the parser's recursion allows is not JSON we can match.
     try:
         return json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
+
+
+class _OneLineLogger(logging.Logger):
+    """aiohttp's server logger for one stub: a malformed request is one line in the
+    service's log, never a traceback in the supervisor's."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(f"sandbox.stub.{ctx.name}", logging.INFO)
+        self.propagate = False
+        self._ctx = ctx
+
+    def handle(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text += f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self._ctx.log(f"[sandbox] {text}")
 
 
 class _Outcome:
@@ -296,6 +315,7 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     runner = web.AppRunner(
         app,
         access_log=None,  # every request is logged through ctx.log instead
+        logger=_OneLineLogger(ctx),
         handle_signals=False,
         handler_cancellation=True,  # a client that leaves cancels its delayed or hanging request
         shutdown_timeout=SHUTDOWN_GRACE,

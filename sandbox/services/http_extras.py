@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
 
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService
-from sandbox.services.templates import RenderError, StubConfigError, Text, compile_text
+from sandbox.services.templates import RenderError, Text, compile_text
 
 if TYPE_CHECKING:
     from sandbox.services.http_routes import Incoming

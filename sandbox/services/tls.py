@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from sandbox.services.templates import StubConfigError
+from sandbox.errors import StubConfigError
 
 
 def server_context(certificate: Path) -> ssl.SSLContext:

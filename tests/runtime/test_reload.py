@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sandbox.api import start
-from sandbox.errors import ProfileError, UsageError
+from sandbox.errors import ProfileError, SandboxError, UsageError
 from sandbox.runtime.reload import ReloadRefused, changes, reload_running, request_reload
 
 LOOP_LIMIT = 3000  # requests the client loop makes at most
@@ -118,8 +118,9 @@ async def test_reload_swaps_routes_with_no_refused_or_reset_connection(
 
 
 async def test_an_invalid_edit_is_refused_and_the_routes_are_kept(
-    spare_loopback: Any, tmp_path: Path
+    spare_loopback: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("NOT_SET_X", raising=False)
     address = str(spare_loopback(1)[0])
     profile = tmp_path / "p.yaml"
     _write(profile, address, "one")
@@ -130,11 +131,23 @@ async def test_an_invalid_edit_is_refused_and_the_routes_are_kept(
             await asyncio.to_thread(request_reload, folder, None)
         assert caught.value.exit_code == 3
         assert caught.value.problems[0].startswith(f"{profile}:16:5 services.db.nonsense")
-        # A route that cannot be built is refused too (exit 3), naming the field.
+        # A template that does not compile is refused too, with its place in the file.
         _write(profile, address, "{{ nope(")
-        with pytest.raises(Exception, match=r"routes\[0\]\.response\.body") as bad:
+        with pytest.raises(ProfileError) as bad:
             await asyncio.to_thread(request_reload, folder, None)
-        assert int(getattr(bad.value, "exit_code", 0)) == 3
+        assert "p.yaml:9:26 services.api.routes.0.response.body" in bad.value.problems[0]
+        # And a stub that cannot be built (exit 3, naming the field): nothing is swapped,
+        # db (changed too) keeps its old rules.
+        _write(profile, address, "two")
+        text = profile.read_text().replace("kind: http", "kind: http\n    pass_env: [NOT_SET_X]")
+        profile.write_text(text)
+        with pytest.raises(SandboxError, match="pass_env names NOT_SET_X") as unbuilt:
+            await asyncio.to_thread(request_reload, folder, None)
+        assert unbuilt.value.exit_code == 3
+        reader, writer = await asyncio.open_connection(address, sb.port("db"))
+        writer.write(b"PING")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"+ONE\r\n"
+        writer.close()
         body = await asyncio.to_thread(_get, address, sb.port("api"))
         assert body == "one"
 

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService
-from sandbox.services.templates import StubConfigError
 from tests.services.helpers import Listen, Start, context, peer_of
 
 Serve = Callable[..., Awaitable[str]]

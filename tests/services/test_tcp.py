@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from sandbox.errors import StubConfigError
 from sandbox.services.tcp import serve_tcp, to_bytes
-from sandbox.services.templates import StubConfigError
 from tests.services.helpers import (
     DEADLINE,
     Listen,

@@ -1,0 +1,102 @@
+"""Recorded sandboxes by name: start one detached, status of all, `down` many, read logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sandbox.errors import SandboxError, UsageError
+from sandbox.runtime.state import StateDir, list_sandboxes
+from sandbox.runtime.status import sandbox_status
+from sandbox.runtime.teardown import DownReport, down
+
+if TYPE_CHECKING:  # only annotations: `status` and `down` need not import pydantic
+    from sandbox.plan import OnConflict
+    from sandbox.profile.models import Profile
+
+
+def up_detached(
+    profile: Profile,
+    *,
+    name: str | None,
+    state_root: Path,
+    on_conflict: OnConflict,
+    wait_timeout: float,
+) -> dict[str, Any]:
+    """Start a supervisor in its own session; return the sandbox's status once it is ready."""
+    from sandbox.runtime.supervisor import spawn
+
+    if profile.source is None:
+        raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
+    sandbox_name = name or profile.name
+    spawn(
+        profile.source,
+        name=sandbox_name,
+        state_root=state_root,
+        on_conflict=on_conflict,
+        wait_timeout=wait_timeout,
+    )
+    status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
+    if status is None:
+        raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
+    return status.to_json()
+
+
+async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
+    """Status JSON of every recorded sandbox (or one), each with a live probe of its services."""
+    dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
+    found = await asyncio.gather(*(sandbox_status(d) for d in dirs))
+    return [s.to_json() for s in found if s is not None]
+
+
+async def down_many(state_root: Path, name: str | None, *, grace: float) -> list[DownReport]:
+    """`down` one sandbox, or every recorded one when `name` is None."""
+    dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
+    reports = await asyncio.gather(*(down(d, grace=grace) for d in dirs))
+    return [r for r in reports if r.stopped or r.survivors or r.supervisor_was_alive]
+
+
+def read_logs(
+    state_root: Path, name: str, service: str | None, *, tail: int, follow: bool
+) -> Generator[tuple[str, str], None, None]:
+    """Yield (service, line): the last `tail` lines of each log, then new lines if following."""
+    state = StateDir(state_root, name)
+    record = state.read()
+    if record is None:
+        raise UsageError(
+            f'sandbox "{name}" is not running, so it has no logs.',
+            "`sandbox status` lists the running sandboxes.",
+        )
+    names = [s.name for s in record.services]
+    if service is not None and service not in names:
+        raise UsageError(
+            f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
+        )
+    chosen = [service] if service else names
+    handles = {}
+    for svc in chosen:
+        path = state.log_path(svc)
+        if not path.exists():
+            continue
+        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        handles[svc] = handle
+        lines = handle.read().splitlines()
+        for line in lines[-tail:] if tail > 0 else []:
+            yield svc, line
+    try:
+        while follow and handles:
+            quiet = True
+            for svc, handle in handles.items():
+                for line in handle.readlines():
+                    quiet = False
+                    yield svc, line.rstrip("\n")
+            if quiet:
+                if state.read() is None:
+                    return
+                time.sleep(0.2)  # polling a file for new lines; not a readiness signal
+    finally:
+        for handle in handles.values():
+            handle.close()

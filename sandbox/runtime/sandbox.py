@@ -1,0 +1,563 @@
+"""Sandbox: bring a profile up (plan, bind all, record, start in order, probe) and take it down.
+
+All or nothing: sockets are bound before anything serves, services start inside an
+AsyncExitStack, and any failure unwinds what already started before the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from sandbox.errors import ConflictError, NotReadyError, SandboxError, UsageError
+from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.listeners import SocketTable
+from sandbox.net.sockets import bind_all
+from sandbox.net.table import read_bindv6only, read_table
+from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
+from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
+from sandbox.probe.tls import trusting
+from sandbox.proc.processes import ref_for
+from sandbox.profile.models import Profile
+from sandbox.runtime.authority import TLS_FOLDER, Authority, make_authority
+from sandbox.runtime.events import (
+    Emit,
+    LogLine,
+    ServiceNotReady,
+    ServiceReady,
+    ServiceStarting,
+    ServiceStopped,
+    ignore,
+)
+from sandbox.runtime.private import open_log
+from sandbox.runtime.reload import ReloadReport, changed_services, open_channel
+from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
+from sandbox.runtime.status import recorded_pids
+from sandbox.services.context import Peer, ServiceContext, StubServer
+
+if TYPE_CHECKING:
+    from sandbox.services.command import Program
+
+StopTrigger = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class RunningService:
+    """One service of a started sandbox: where it is and what serves it."""
+
+    planned: PlannedService
+    address: str
+    port: int
+    url: str
+    log_path: Path | None = None
+    ready: ProbeResult | None = None
+    pid: int | None = None
+    pgid: int | None = None
+    start_time: float | None = None
+    give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
+    log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
+    restarts: int = 0  # how often a command service was restarted (restart: on-failure)
+    stub: StubServer | None = None  # the in-process server of an http or tcp service
+    _sock: socket.socket | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.planned.name
+
+    @property
+    def kind(self) -> str:
+        return self.planned.kind
+
+    def record(self) -> ServiceRecord:
+        return ServiceRecord(
+            name=self.name,
+            kind=self.kind,
+            address=self.address,
+            port=self.port,
+            url=self.url,
+            log=str(self.log_path) if self.log_path else "",
+            pid=self.pid,
+            pgid=self.pgid,
+            start_time=self.start_time,
+            restarts=self.restarts,
+        )
+
+
+class Sandbox:
+    """A profile brought up on loopback; usable as `async with Sandbox(profile) as sb:`.
+
+    With `state_root`, the sandbox is recorded there (and locked) so `sandbox status`,
+    `logs` and `down` can find it; without it nothing is written to disk.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        name: str | None = None,
+        on_conflict: OnConflict = "fail",
+        state_root: Path | None = None,
+        wait_timeout: float = 30.0,
+        emit: Emit = ignore,
+        table_reader: Callable[[], SocketTable] = read_table,
+        history_limit: int = 1000,
+        foreground: bool = True,
+        bind: Callable[[Sequence[tuple[Any, int, str]]], list[socket.socket]] = bind_all,
+    ) -> None:
+        self.profile = profile
+        # The one seam of container mode: sandbox.io.container's binder listens on the
+        # container's interface; every other step (plan, probes on the planned address) stays.
+        self._bind_all = bind
+        self.name = name or profile.name
+        self.on_conflict = on_conflict
+        self.wait_timeout = wait_timeout
+        self.emit = emit
+        self.history_limit = history_limit
+        self.foreground = foreground
+        self.services: dict[str, RunningService] = {}
+        self.plan: Plan | None = None
+        self.started_at: float | None = None
+        self._table_reader = table_reader
+        self._state = StateDir(state_root, self.name) if state_root else None
+        self._stack: AsyncExitStack | None = None
+        self._logs: dict[str, IO[str]] = {}
+        self.forced = False
+        self._status = "starting"
+        self.authority: Authority | None = None
+
+    # -- the public surface -------------------------------------------------------------
+
+    def url(self, service: str) -> str:
+        return self._get(service).url
+
+    def address(self, service: str) -> str:
+        return self._get(service).address
+
+    def port(self, service: str) -> int:
+        return self._get(service).port
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def serve(self, stop: StopTrigger) -> None:
+        """Start, wait for `stop()` to return, then stop (also when cancelled)."""
+        await self.start()
+        try:
+            await stop()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Plan, bind every socket, record, start in dependency order, probe until ready.
+
+        Raises ConflictError (exit 4) before anything serves, NotReadyError (exit 5) after
+        stopping what had started. Leaves nothing running when it raises.
+        """
+        if self._stack is not None:
+            raise SandboxError(f'sandbox "{self.name}" is already started.')
+        self.started_at = time.time()
+        t0 = time.perf_counter()
+        async with AsyncExitStack() as stack:
+            if self._state is not None:
+                lock = self._state.lock()
+                lock.acquire()
+                stack.callback(lock.release)
+                stack.callback(self._state.remove)
+            plan = self._make_plan()
+            sockets = self._bind(plan)
+            for sock in sockets.values():
+                stack.callback(sock.close)
+            self._materialise(plan, sockets)
+            self._certify(stack)
+            stack.callback(self._close_logs)
+            self._write_record("starting")
+            await self._start_all(stack, t0)
+            self._write_record("running")
+            await self._open_reload_channel(stack)
+            self._stack = stack.pop_all()
+
+    def force(self) -> None:
+        """Skip the remaining grace periods: programs still stopping get SIGKILL now."""
+        self.forced = True
+
+    async def stop(self) -> None:
+        """Stop every service in reverse dependency order; idempotent."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        self._write_record("stopping")
+        await stack.aclose()
+
+    # -- the steps of start() -----------------------------------------------------------
+
+    def _make_plan(self) -> Plan:
+        plan = make_plan(
+            self.profile,
+            self._table_reader(),
+            on_conflict=self.on_conflict,
+            default_v6only=read_bindv6only(),
+            ours=recorded_pids(self._state.root, skip=self.name) if self._state else None,
+        )
+        self.plan = plan
+        if plan.conflicts:
+            lines = [c.sentence() for c in plan.conflicts]
+            raise ConflictError(
+                f'sandbox "{self.name}" cannot start: '
+                + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)),
+                "Nothing was started. `sandbox plan` shows the conflicts; "
+                "--on-conflict next-address or next-port moves around them.",
+            )
+        return plan
+
+    def _bind(self, plan: Plan) -> dict[str, socket.socket]:
+        # Command services too: their socket reserves the address:port (and picks the port
+        # for `port: auto`) until start_command closes it right before the program starts.
+        held = self._bind_all([(s.address, s.port, s.name) for s in plan.services])
+        return {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
+
+    def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
+        for planned in plan.services:
+            sock = sockets.get(planned.name)
+            port = sock.getsockname()[1] if sock is not None else planned.port
+            scheme = "tcp"
+            if planned.spec.kind == "http":
+                scheme = "https" if planned.spec.tls else "http"
+            running = RunningService(
+                planned=planned,
+                address=str(planned.address),
+                port=port,
+                url=format_url(planned.address, port, scheme=scheme),
+                _sock=sock,
+            )
+            if self._state is not None:
+                running.log_path = self._state.log_path(planned.name)
+            self.services[planned.name] = running
+
+    def _certify(self, stack: AsyncExitStack) -> None:
+        """Make the sandbox's CA and a certificate per `tls: true` service, in the state
+        folder (or, without one, a private temporary folder removed at stop)."""
+        wanted = {
+            s.name: [s.address, "localhost"]
+            for s in self.services.values()
+            if s.planned.spec.kind == "http" and s.planned.spec.tls
+        }
+        if not wanted:
+            return
+        if self._state is not None:
+            folder = self._state.path / TLS_FOLDER
+        else:
+            temporary = Path(tempfile.mkdtemp(prefix=f"sandbox-{self.name}-"))
+            stack.callback(shutil.rmtree, temporary, ignore_errors=True)
+            folder = temporary / TLS_FOLDER
+        self.authority = make_authority(folder, self.name, wanted)
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The CA certificate that `tls: true` services are signed with (None without any)."""
+        return self.authority.bundle if self.authority is not None else None
+
+    async def reload(self, service: str | None = None) -> ReloadReport:
+        """Re-read the profile file and swap the behaviour of changed stubs (or of `service`)
+        while their sockets stay bound. All or nothing: raises ProfileError (exit 3) for an
+        invalid file, StubConfigError (exit 3) for routes that cannot be built, ReloadRefused
+        (exit 2) for an edit that needs a restart; the running routes are then kept.
+        """
+        from sandbox.profile.loader import load_profile
+
+        if self.profile.source is None:
+            raise UsageError(
+                f'sandbox "{self.name}" was not started from a profile file: nothing to re-read.'
+            )
+        new = load_profile(self.profile.source)
+        changed = changed_services(self.profile, new, service)
+        commits = []
+        for name in changed:
+            stub = self._get(name).stub
+            assert stub is not None  # changed_services only returns stub services
+            commits.append(stub.prepare_reload(new.services[name]))
+        for commit in commits:  # every stub built: now swap them all, with no await between
+            commit()
+        for name in changed:
+            self.services[name].planned = replace(
+                self.services[name].planned, spec=new.services[name]
+            )
+        self.profile = new.with_source(self.profile.source)
+        names = [service] if service is not None else list(self.services)
+        return ReloadReport(reloaded=changed, unchanged=[n for n in names if n not in changed])
+
+    async def _open_reload_channel(self, stack: AsyncExitStack) -> None:
+        if self._state is None:
+            return
+        server = await open_channel(self._state.path, self.reload)
+        if server is not None:
+            stack.callback(server.close)
+
+    def _peers(self) -> dict[str, Peer]:
+        return {
+            s.name: Peer(name=s.name, address=s.address, port=s.port, url=s.url)
+            for s in self.services.values()
+        }
+
+    async def _start_all(self, stack: AsyncExitStack, t0: float) -> None:
+        """Start services in dependency order; a service starts once its dependencies are ready."""
+        peers = self._peers()
+        ready: dict[str, asyncio.Event] = {name: asyncio.Event() for name in self.services}
+        failures: list[ProbeResult] = []
+
+        async def bring_up(running: RunningService) -> None:
+            for dep in running.planned.spec.depends_on:
+                await ready[dep].wait()
+            await self._start_one(stack, running, peers)
+            result = await self._wait_ready(running)
+            running.ready = result
+            if not result.ok:
+                failures.append(result)
+                self.emit(ServiceNotReady(running.name, result))
+                raise NotReadyError(
+                    f"{running.name} ({format_hostport(running.address, running.port)}) "
+                    f"was not ready: {result.detail}",
+                    f"See its log with `sandbox logs {self.name} {running.name}`.",
+                )
+            self.emit(ServiceReady(running.name, running.url, time.perf_counter() - t0))
+            ready[running.name].set()
+
+        # Starting registers cleanups on the shared stack in start order, so unwinding stops
+        # services in reverse; a failure cancels the rest and the stack unwinds them all.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for running in self.services.values():
+                    group.create_task(bring_up(running))
+        except BaseExceptionGroup as group_error:
+            raise _first_expected(group_error) from None
+
+    async def _start_one(
+        self, stack: AsyncExitStack, running: RunningService, peers: dict[str, Peer]
+    ) -> None:
+        from sandbox.services import serve
+
+        self.emit(ServiceStarting(running.name, running.kind, running.url))
+        log = self._logger(running)
+        ctx = ServiceContext(
+            name=running.name,
+            address=running.address,
+            port=running.port,
+            url=running.url,
+            profile_dir=Path(self.profile.source).parent if self.profile.source else None,
+            peers=peers,
+            log=log,
+            history_limit=self.history_limit,
+            certificate=self.authority.certificates.get(running.name) if self.authority else None,
+            ca_bundle=self.ca_bundle,
+        )
+        spec = running.planned.spec
+        if spec.kind == "command":
+            from sandbox.services.command import start_command
+
+            program = await start_command(
+                spec,
+                ctx,
+                env=self._environment(running),
+                forced=lambda: self.forced,
+                held=running._sock,
+                on_restart=lambda program: self._restarted(running, program),
+            )
+            stack.push_async_callback(self._stopped, running, program.close)
+            running.pid, running.pgid = program.pid, program.pgid
+            running.start_time = program.start_time
+            running.give_up = program.exited
+            running.log_ready = program.log_matched if program.log_pattern else None
+            self._write_record("starting")
+            return
+        assert running._sock is not None
+        server = await serve(spec, running._sock, ctx)
+        running.stub = server
+        running.pid = os.getpid()
+        stack.push_async_callback(self._stopped, running, server.close)
+
+    def _restarted(self, running: RunningService, program: Program) -> None:
+        running.pid, running.pgid = program.pid, program.pgid
+        running.start_time, running.restarts = program.start_time, program.restarts
+        self._write_record(self._status)
+
+    async def _stopped(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
+        await close()
+        self.emit(ServiceStopped(running.name))
+
+    async def _wait_ready(self, running: RunningService) -> ProbeResult:
+        spec = running.planned.spec
+        ready = spec.ready
+        timeout = ready.timeout if ready is not None else self.wait_timeout
+        limit = min(timeout, self.wait_timeout)
+        address, port = running.address, running.port
+
+        # Each attempt may take the whole readiness budget (wait_ready cuts it at the
+        # deadline): a fixed per-attempt timeout would never see an endpoint slower than it.
+        bundle = self.ca_bundle  # a `tls: true` stub is probed over HTTPS, trusting the CA
+        tls = trusting(bundle) if spec.kind == "http" and spec.tls and bundle else None
+
+        def probe() -> Awaitable[ProbeResult]:
+            if running.log_ready is not None:
+                return _log_probe(running, running.log_ready)
+            if ready is not None and ready.http is not None:
+                return probe_http(
+                    address, port, ready.http, expect_status=ready.status, timeout=limit, tls=tls
+                )
+            if spec.kind == "http" and (ready is None or not ready.tcp):
+                return probe_http(address, port, "/", timeout=limit, tls=tls)
+            return probe_tcp(address, port, timeout=limit)
+
+        result = await wait_ready(probe, timeout=limit, give_up=running.give_up)
+        if result.ok and spec.kind == "command" and running.port:
+            self._check_owner(running)
+        return result
+
+    def _check_owner(self, running: RunningService) -> None:
+        """A program's port must be held by its own process tree: anyone else's is a conflict."""
+        from sandbox.net.conflicts import blockers
+        from sandbox.proc.processes import descendants
+
+        assert running.pid is not None
+        family = {running.pid, *(ref.pid for ref in descendants(running.pid))}
+        address = running.planned.address
+        for blocker in blockers(address, running.port, self._table_reader()):
+            owner = blocker.listener.owner
+            if owner is None or owner.pid is None or owner.pid in family:
+                continue
+            raise ConflictError(
+                f"{running.name} ({format_hostport(running.address, running.port)}) answered, "
+                f"but the listener is {blocker.reason}, not the program the sandbox started.",
+                blocker.fix,
+            )
+
+    def _environment(self, running: RunningService) -> dict[str, str]:
+        return service_environment(self.services.values(), running, ca_bundle=self.ca_bundle)
+
+    # -- logs and state -----------------------------------------------------------------
+
+    def _logger(self, running: RunningService) -> Callable[[str], None]:
+        stream: IO[str] | None = None
+        if running.log_path is not None:
+            stream = open_log(running.log_path)  # in a checked folder, links not followed
+            self._logs[running.name] = stream
+        name, emit = running.name, self.emit
+
+        def log(line: str) -> None:
+            if stream is not None and not stream.closed:
+                stream.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            emit(LogLine(name, line))
+
+        return log
+
+    def _close_logs(self) -> None:
+        for stream in self._logs.values():
+            stream.close()
+        self._logs.clear()
+
+    def _write_record(self, status: str) -> None:
+        self._status = status
+        if self._state is None:
+            return
+        me = ref_for(os.getpid())
+        record = SandboxRecord(
+            name=self.name,
+            profile=self.profile.name,
+            profile_path=self.profile.source,
+            supervisor=me,
+            started_at=self.started_at or time.time(),
+            status=status,  # type: ignore[arg-type]
+            services=tuple(s.record() for s in self.services.values()),
+            foreground=self.foreground,
+        )
+        self._state.write(record)
+
+    def _get(self, service: str) -> RunningService:
+        try:
+            return self.services[service]
+        except KeyError:
+            known = ", ".join(self.services) or "none"
+            raise SandboxError(
+                f'sandbox "{self.name}" has no service "{service}" (services: {known}).'
+            ) from None
+
+
+def env_name(service: str) -> str:
+    """`my-api` -> `MY_API`, for SANDBOX_<NAME>_HOST and friends."""
+    return service.upper().replace("-", "_")
+
+
+async def _log_probe(running: RunningService, matched: asyncio.Event) -> ProbeResult:
+    from sandbox.probe import ProbeState
+
+    state = ProbeState.OPEN if matched.is_set() else ProbeState.REFUSED
+    detail = (
+        "its output matched ready.log" if matched.is_set() else "no output matched ready.log yet"
+    )
+    return ProbeResult(
+        target=running.name,
+        address=running.address,
+        port=running.port,
+        state=state,
+        latency_ms=None,
+        detail=detail,
+    )
+
+
+def _first_expected(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Unwrap a TaskGroup failure: the sandbox errors combined, else the first error."""
+    expected = [e for e in _leaves(group_error) if isinstance(e, SandboxError)]
+    if not expected:
+        return next(iter(_leaves(group_error)))
+    if len(expected) == 1:
+        return expected[0]
+    first = expected[0]
+    combined = "\n  ".join(e.message for e in expected)
+    return type(first)(f"{len(expected)} services failed:\n  {combined}", first.hint)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def service_environment(
+    services: Iterable[RunningService],
+    running: RunningService,
+    base: dict[str, str] | None = None,
+    ca_bundle: Path | None = None,
+) -> dict[str, str]:
+    """The variables every service gets: where each service is, and where it is itself;
+    SANDBOX_CA_BUNDLE when the sandbox has a CA (some service has `tls: true`)."""
+    env = dict(base if base is not None else os.environ)
+    if ca_bundle is not None:
+        env["SANDBOX_CA_BUNDLE"] = str(ca_bundle)
+    for other in services:
+        key = env_name(other.name)
+        env[f"SANDBOX_{key}_HOST"] = other.address
+        env[f"SANDBOX_{key}_PORT"] = str(other.port)
+        env[f"SANDBOX_{key}_URL"] = other.url
+    env["SANDBOX_HOST"] = running.address
+    env["SANDBOX_PORT"] = str(running.port)
+    env["SANDBOX_URL"] = running.url
+    env["SANDBOX_SERVICE"] = running.name
+    env.update(running.planned.spec.env)
+    return env
