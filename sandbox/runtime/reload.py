@@ -17,7 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.errors import ExitCode, ProfileError, SandboxError, UsageError
+from sandbox.errors import (
+    ReloadRefused,
+    SandboxError,
+    UsageError,
+    error_from_json,
+    error_to_json,
+)
 from sandbox.profile.models import Profile
 
 CHANNEL = "reload.sock"
@@ -32,10 +38,6 @@ _SWAPPABLE = {
     },
     "tcp": {"tcp", "env", "description", "ready", "depends_on"},
 }  # fmt: skip
-
-
-class ReloadRefused(UsageError):
-    """The edit cannot be applied while the sandbox runs (it needs a re-bind or a restart)."""
 
 
 @dataclass(frozen=True)
@@ -106,26 +108,6 @@ def channel_path(state_folder: Path) -> Path:
     return state_folder / CHANNEL
 
 
-def _error_json(exc: SandboxError) -> dict[str, Any]:
-    error: dict[str, Any] = {
-        "type": type(exc).__name__,
-        "message": exc.message,
-        "hint": exc.hint,
-        "exit_code": int(exc.exit_code),
-    }
-    if isinstance(exc, ProfileError):
-        error.update(source=exc.source, problems=exc.problems)
-    return error
-
-
-def _error_from(error: dict[str, Any]) -> SandboxError:
-    if error.get("type") == "ProfileError":
-        return ProfileError(str(error["source"]), [str(p) for p in error["problems"]])
-    exc = SandboxError(str(error["message"]), error.get("hint"))
-    exc.exit_code = ExitCode(int(error["exit_code"]))
-    return exc
-
-
 async def open_channel(state_folder: Path, handler: Handler) -> asyncio.Server | None:
     """Listen for reload requests in `state_folder`; None when its path is too long for a
     unix socket (then `sandbox reload` says so)."""
@@ -144,7 +126,7 @@ async def open_channel(state_folder: Path, handler: Handler) -> asyncio.Server |
                 report = await handler(service if isinstance(service, str) else None)
                 reply: dict[str, Any] = {"ok": True, **asdict(report)}
             except SandboxError as exc:
-                reply = {"ok": False, "error": _error_json(exc)}
+                reply = {"ok": False, "error": error_to_json(exc)}
             writer.write((json.dumps(reply) + "\n").encode())
             await writer.drain()
         except (OSError, ValueError):
@@ -195,7 +177,7 @@ def request_reload(state_folder: Path, service: str | None, timeout: float = 30.
     except ValueError:
         raise SandboxError("The sandbox closed the reload request without answering.") from None
     if not reply.get("ok"):
-        raise _error_from(reply["error"])
+        raise error_from_json(reply["error"])
     return ReloadReport(reloaded=reply["reloaded"], unchanged=reply["unchanged"])
 
 
@@ -224,15 +206,14 @@ def changes(
             yield
 
 
-def reload_running(state_root: Path, name: str, service: str | None) -> ReloadReport:
-    """`sandbox reload NAME [SERVICE]`: ask the running sandbox `name` to reload.
+def running_profile(state_root: Path, name: str, service: str | None = None) -> Path:
+    """The profile file of the running sandbox `name` (checking that it has `service`).
 
-    Raises UsageError when it is not running, and what `request_reload` raises.
+    Raises UsageError when it is not running, has no such service, or no profile file.
     """
     from sandbox.runtime.state import StateDir, is_locked
 
-    state = StateDir(state_root, name)
-    record = state.read()
+    record = StateDir(state_root, name).read()
     if record is None or not is_locked(state_root, name):
         raise UsageError(
             f'sandbox "{name}" is not running, so there is nothing to reload.',
@@ -243,4 +224,17 @@ def reload_running(state_root: Path, name: str, service: str | None) -> ReloadRe
         raise UsageError(
             f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
         )
-    return request_reload(state.path, service)
+    if record.profile_path is None:
+        raise UsageError(f'sandbox "{name}" was not started from a profile file.')
+    return Path(record.profile_path)
+
+
+def reload_running(state_root: Path, name: str, service: str | None) -> ReloadReport:
+    """`sandbox reload NAME [SERVICE]`: ask the running sandbox `name` to reload.
+
+    Raises UsageError when it is not running, and what `request_reload` raises.
+    """
+    from sandbox.runtime.state import StateDir
+
+    running_profile(state_root, name, service)
+    return request_reload(StateDir(state_root, name).path, service)

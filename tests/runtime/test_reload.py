@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from sandbox.api import start
-from sandbox.errors import ProfileError, SandboxError, UsageError
-from sandbox.runtime.reload import ReloadRefused, changes, reload_running, request_reload
+from sandbox.errors import ProfileError, ReloadRefused, SandboxError, UsageError
+from sandbox.runtime.reload import changes, reload_running, request_reload
 
 LOOP_LIMIT = 3000  # requests the client loop makes at most
 LOOP_SECONDS = 20.0  # and for how long at most
