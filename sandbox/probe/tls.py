@@ -14,6 +14,16 @@ def trusting(bundle: Path | str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(bundle))
 
 
+def trusting_all(bundles: list[Path]) -> ssl.SSLContext | None:
+    """A client context trusting every CA in `bundles`; None when there is none."""
+    if not bundles:
+        return None
+    context = ssl.create_default_context(cafile=str(bundles[0]))
+    for bundle in bundles[1:]:
+        context.load_verify_locations(cafile=str(bundle))
+    return context
+
+
 def tls_problem(exc: BaseException, address: str, port: int) -> str | None:
     """One sentence for a TLS failure, or None when `exc` is not one."""
     where = format_hostport(address, port)

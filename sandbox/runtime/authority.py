@@ -82,3 +82,14 @@ def find_bundle(state_root: Path, name: str) -> Path:
             "Add `tls: true` to an http service to serve HTTPS.",
         )
     return bundle
+
+
+def running_bundles(state_root: Path) -> list[Path]:
+    """The CA bundles of every running sandbox (for `sandbox probe https://...`)."""
+    from sandbox.runtime.state import is_locked, list_sandboxes
+
+    return [
+        bundle_path(state.path)
+        for state in list_sandboxes(state_root)
+        if bundle_path(state.path).is_file() and is_locked(state_root, state.name)
+    ]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from tests.e2e.conftest import Cli
 
@@ -59,6 +60,17 @@ def test_reload_and_ca_against_a_detached_sandbox(
             capture_output=True, text=True, timeout=10, check=False,
         )  # fmt: skip
         assert (done.returncode, done.stdout) == (0, "one"), done.stderr
+
+    # `sandbox probe https://...` trusts the running sandboxes' CAs (or --cacert).
+    probed = cli("probe", url + "/v", "--json")
+    assert probed.returncode == 0, probed.stdout + probed.stderr
+    assert json.loads(probed.stdout)["results"][0]["http_status"] == 200
+    stranger = path.parent / "stranger.pem"
+    stranger.write_text(trustme.CA().cert_pem.bytes().decode())
+    distrust = cli("probe", url + "/v", "--cacert", str(stranger), "--json")
+    assert distrust.returncode == 5
+    assert "certificate is not trusted" in distrust.stdout
+    assert cli("probe", url, "--cacert", str(path.parent / "missing.pem")).returncode == 2
 
     path.write_text(path.read_text().replace("one", "two"))
     done = cli("reload", "relo")
