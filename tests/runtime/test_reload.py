@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.api import start
+from sandbox.api import run, start
 from sandbox.errors import ProfileError, ReloadRefused, SandboxError, UsageError
 from sandbox.runtime.reload import changes, reload_running, request_reload
 
@@ -237,3 +237,14 @@ async def test_reload_running_finds_the_sandbox_by_name(
         report = await asyncio.to_thread(reload_running, root, "reloading", "api")
         assert report.reloaded == ["api"]
         assert await asyncio.to_thread(_get, address, sb.port("api")) == "two"
+
+
+def test_the_sync_api_reloads_too(spare_loopback: Any, tmp_path: Path) -> None:
+    address = str(spare_loopback(1)[0])
+    profile = tmp_path / "p.yaml"
+    _write(profile, address, "one")
+    with run(profile) as sb:
+        assert sb.ca_bundle is None
+        _write(profile, address, "two")
+        assert sb.reload().reloaded == ["api", "db"]
+        assert _get(address, sb.port("api")) == "two"
