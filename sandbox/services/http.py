@@ -152,10 +152,6 @@ class _Dispatcher:
     def has_options_route(self) -> bool:
         return any(route.spec.method == "OPTIONS" for route in self.routes)
 
-    @property
-    def proxies(self) -> bool:
-        return any(route.spec.proxy for route in self.routes)
-
     async def release(self, app: web.Application) -> None:
         """on_shutdown hook: hanging connections are dropped now, not after the grace."""
         self.released.set()
