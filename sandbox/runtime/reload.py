@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from sandbox.errors import (
     error_to_json,
 )
 from sandbox.profile.models import Profile
+from sandbox.services.context import StubServer
 
 CHANNEL = "reload.sock"
 REQUEST_LIMIT = 64 * 1024
@@ -96,6 +97,21 @@ def changed_services(old: Profile, new: Profile, only: str | None = None) -> lis
             + ". Nothing was changed.",
             "These need the sockets bound again: `sandbox down` then `sandbox up`.",
         )
+    return changed
+
+
+def swap_stubs(
+    old: Profile, new: Profile, stubs: Mapping[str, StubServer], only: str | None = None
+) -> list[str]:
+    """Give every changed stub (or `only`) its spec from `new`; return their names.
+
+    All or nothing: every stub is built before any is swapped, and the swaps run with no
+    await between them. Raises what `changed_services` raises, or StubConfigError.
+    """
+    changed = changed_services(old, new, only)
+    commits = [stubs[name].prepare_reload(new.services[name]) for name in changed]
+    for commit in commits:
+        commit()
     return changed
 
 

@@ -40,7 +40,7 @@ from sandbox.runtime.events import (
     ignore,
 )
 from sandbox.runtime.private import open_log
-from sandbox.runtime.reload import ReloadReport, changed_services, open_channel
+from sandbox.runtime.reload import ReloadReport, open_channel, swap_stubs
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.services.context import Peer, ServiceContext, StubServer
@@ -288,18 +288,11 @@ class Sandbox:
                 f'sandbox "{self.name}" was not started from a profile file: nothing to re-read.'
             )
         new = load_profile(self.profile.source)
-        changed = changed_services(self.profile, new, service)
-        commits = []
+        stubs = {name: running.stub for name, running in self.services.items() if running.stub}
+        changed = swap_stubs(self.profile, new, stubs, service)
         for name in changed:
-            stub = self._get(name).stub
-            assert stub is not None  # changed_services only returns stub services
-            commits.append(stub.prepare_reload(new.services[name]))
-        for commit in commits:  # every stub built: now swap them all, with no await between
-            commit()
-        for name in changed:
-            self.services[name].planned = replace(
-                self.services[name].planned, spec=new.services[name]
-            )
+            running = self.services[name]
+            running.planned = replace(running.planned, spec=new.services[name])
         self.profile = new.with_source(self.profile.source)
         names = [service] if service is not None else list(self.services)
         return ReloadReport(reloaded=changed, unchanged=[n for n in names if n not in changed])
