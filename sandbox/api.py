@@ -16,6 +16,7 @@ from sandbox.errors import SandboxError
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
 from sandbox.runtime.control_client import AttachedSandbox
+from sandbox.runtime.reload import ReloadReport
 from sandbox.runtime.sandbox import Sandbox
 from sandbox.runtime.stub_access import StubAccess
 
@@ -100,6 +101,16 @@ class RunningSandbox(StubAccess):
             return self._sandbox.stubs.ask(op, args)
 
         return self._call(on_loop())
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The sandbox CA's certificate (PEM) for `tls: true` services; None without any."""
+        return self._sandbox.ca_bundle
+
+    def reload(self, service: str | None = None) -> ReloadReport:
+        """Re-read the profile file and swap changed stubs' routes; see Sandbox.reload."""
+        report: ReloadReport = self._call(self._sandbox.reload(service))
+        return report
 
     def start(self) -> RunningSandbox:
         """Bring it up; raises what Sandbox.start raises, leaving nothing running."""

@@ -162,6 +162,10 @@ class VerificationError(SandboxError, AssertionError):
             self.verdict = verdict
 
 
+class ReloadRefused(UsageError):
+    """A profile edit cannot be applied while the sandbox runs: it needs a re-bind or restart."""
+
+
 # -- across a pipe ----------------------------------------------------------------------------
 # The detached supervisor reports the error it stopped with as one JSON line; the CLI side
 # rebuilds the same class, so `except ConflictError` and the exit code hold across processes.

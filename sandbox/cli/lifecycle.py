@@ -24,7 +24,7 @@ from sandbox.cli import (
     printer,
     state_root,
 )
-from sandbox.errors import ExitCode, UsageError
+from sandbox.errors import ExitCode, SandboxError, UsageError
 from sandbox.output import lifecycle as view
 from sandbox.output import progress
 from sandbox.output.printer import Printer
@@ -347,6 +347,49 @@ def down(
         view.down_reports(out, reports, name)
     if any(not r.clean for r in reports):
         raise typer.Exit(int(ExitCode.TEARDOWN_INCOMPLETE))
+
+
+@app.command()
+@command
+def reload(
+    name: Annotated[str, typer.Argument(help="The running sandbox.")],
+    service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Reload again whenever the profile file changes.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Re-read the profile and swap changed stubs' routes; their sockets stay bound.
+
+    An invalid edit changes nothing (exit 3); an edit that needs a restart (address, port,
+    kind, tls, services added or removed) is refused, naming each (exit 2).
+    """
+    from sandbox.runtime.reload import changes, reload_running, running_profile
+
+    out = printer()
+    root = state_root()
+    path = running_profile(root, name, service)
+    view.reloaded(out, name, reload_running(root, name, service), json_=json_)
+    if not watch:
+        return
+    out.note(f"watching {path} (Ctrl-C stops)")
+    for _ in changes(path):
+        try:
+            view.reloaded(out, name, reload_running(root, name, service), json_=json_)
+        except SandboxError as exc:  # a bad edit is reported; the watch goes on
+            if json_:
+                out.error_json(exc)
+            else:
+                out.error(exc)
+
+
+@app.command()
+@command
+def ca(name: Annotated[str, typer.Argument(help="The running sandbox.")]) -> None:
+    """Print the path of the sandbox's CA certificate, for `curl --cacert` and the like."""
+    from sandbox.runtime.authority import find_bundle
+
+    printer().line(str(find_bundle(state_root(), name)))
 
 
 @app.command()

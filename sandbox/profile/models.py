@@ -19,6 +19,15 @@ from pydantic import (
 
 from sandbox.net.addresses import loopback_problem
 from sandbox.profile.patterns import check_path_patterns, check_pattern
+from sandbox.profile.stubs import (
+    DEFAULT_MAX_BODY,
+    AbsentSpec,
+    ByteSize,
+    EnvNames,
+    Status,
+    check_add_prefix,
+    check_nested_regexes,
+)
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
@@ -110,6 +119,18 @@ class Match(Strict):
         description="Top-level JSON fields: a string is a regex, anything else must be equal.",
     )
     body: str | None = Field(None, description="Regex over the request body as text.")
+    # Presence conditions and nested JSON (checked in profile/stubs.py).
+    absent: AbsentSpec | None = Field(
+        None, description="Headers and query parameters that must not be present."
+    )
+    exact_query: bool = Field(
+        False, description="No query parameter other than those named in `query`."
+    )
+
+    @model_validator(mode="after")
+    def _nested(self) -> Match:
+        check_nested_regexes(self.json_)
+        return self
 
     @model_validator(mode="after")
     def _regexes(self) -> Match:
@@ -127,7 +148,7 @@ class Match(Strict):
 class Response(Strict):
     """One HTTP answer. `body`, `json` and `file` are alternatives; text may use templates."""
 
-    status: int = Field(200, ge=100, le=599)
+    status: Status = Field(200, description="100..599, or a template rendering to one.")
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     json_: Any = Field(None, alias="json")
@@ -217,6 +238,15 @@ class Route(Strict):
     @classmethod
     def _set_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_vars(value)
+
+    add_prefix: str | None = Field(
+        None, description="With proxy: put this in front of the path before forwarding."
+    )
+
+    @model_validator(mode="after")
+    def _add_prefix(self) -> Route:
+        check_add_prefix(self.add_prefix, self.proxy)
+        return self
 
     @field_validator("method")
     @classmethod
@@ -320,6 +350,20 @@ class HttpService(ServiceBase):
     @classmethod
     def _var_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_vars(value)
+
+    # Service-wide stub options (checked in profile/stubs.py).
+    max_body: ByteSize = Field(
+        DEFAULT_MAX_BODY, description="Largest request body accepted (else 413), e.g. 10MiB."
+    )
+    tls: bool = Field(False, description="Serve HTTPS with a certificate of the sandbox's CA.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers added to every answer that lacks them."
+    )
+    cors: bool = Field(False, description="Answer CORS preflights; allow any origin.")
+    pass_env: EnvNames = Field(
+        default_factory=list,
+        description="Variables of sandbox's environment that templates may read as env.NAME.",
+    )
 
 
 class TcpService(ServiceBase):

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from sandbox.errors import ConflictError, NotReadyError, SandboxError
+from sandbox.errors import ConflictError, NotReadyError, SandboxError, UsageError
 from sandbox.net.addresses import format_hostport, format_url
 from sandbox.net.conflicts import moves_that_help
 from sandbox.net.listeners import SocketTable
@@ -26,8 +28,10 @@ from sandbox.net.sockets import bind_all
 from sandbox.net.table import read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
+from sandbox.probe.tls import trusting
 from sandbox.proc.processes import ref_for
 from sandbox.profile.models import Profile
+from sandbox.runtime.authority import TLS_FOLDER, Authority, make_authority
 from sandbox.runtime.events import (
     Emit,
     LogLine,
@@ -38,12 +42,13 @@ from sandbox.runtime.events import (
     ignore,
 )
 from sandbox.runtime.private import open_log
+from sandbox.runtime.reload import ReloadReport, open_channel, swap_stubs
 from sandbox.runtime.retry import plan_and_bind
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.runtime.stub_access import StubAccess
 from sandbox.runtime.stubs import StubRegistry, loopback_only
-from sandbox.services.context import Peer, ServiceContext
+from sandbox.services.context import Peer, ServiceContext, StubServer
 
 if TYPE_CHECKING:
     from sandbox.services.command import Program
@@ -68,6 +73,7 @@ class RunningService:
     give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
     log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
     restarts: int = 0  # how often a command service was restarted (restart: on-failure)
+    stub: StubServer | None = None  # the in-process server of an http or tcp service
     _sock: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -140,6 +146,7 @@ class Sandbox(StubAccess):
         self._logs: dict[str, IO[str]] = {}
         self.forced = False
         self._status = "starting"
+        self.authority: Authority | None = None
 
     # -- the public surface -------------------------------------------------------------
 
@@ -196,6 +203,7 @@ class Sandbox(StubAccess):
                 stack.callback(sock.close)
             control_sock = sockets.pop(CONTROL, None)
             self._materialise(plan, sockets)
+            self._certify(stack)
             stack.callback(self._close_logs)
             if control_sock is not None:
                 await self._start_control(stack, control_sock)
@@ -203,6 +211,7 @@ class Sandbox(StubAccess):
             await self._start_all(stack, t0)
             self.stubs.reset()  # readiness probes are not what a test wants to verify
             self._write_record("running")
+            await self._open_reload_channel(stack)
             self._stack = stack.pop_all()
 
     def force(self) -> None:
@@ -272,7 +281,9 @@ class Sandbox(StubAccess):
         for planned in plan.services:
             sock = sockets.get(planned.name)
             port = sock.getsockname()[1] if sock is not None else planned.port
-            scheme = "http" if planned.kind == "http" else "tcp"
+            scheme = "tcp"
+            if planned.spec.kind == "http":
+                scheme = "https" if planned.spec.tls else "http"
             running = RunningService(
                 planned=planned,
                 address=str(planned.address),
@@ -283,6 +294,58 @@ class Sandbox(StubAccess):
             if self._state is not None:
                 running.log_path = self._state.log_path(planned.name)
             self.services[planned.name] = running
+
+    def _certify(self, stack: AsyncExitStack) -> None:
+        """Make the sandbox's CA and a certificate per `tls: true` service, in the state
+        folder (or, without one, a private temporary folder removed at stop)."""
+        wanted = {
+            s.name: [s.address, "localhost"]
+            for s in self.services.values()
+            if s.planned.spec.kind == "http" and s.planned.spec.tls
+        }
+        if not wanted:
+            return
+        if self._state is not None:
+            folder = self._state.path / TLS_FOLDER
+        else:
+            temporary = Path(tempfile.mkdtemp(prefix=f"sandbox-{self.name}-"))
+            stack.callback(shutil.rmtree, temporary, ignore_errors=True)
+            folder = temporary / TLS_FOLDER
+        self.authority = make_authority(folder, self.name, wanted)
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The CA certificate that `tls: true` services are signed with (None without any)."""
+        return self.authority.bundle if self.authority is not None else None
+
+    async def reload(self, service: str | None = None) -> ReloadReport:
+        """Re-read the profile file and swap the behaviour of changed stubs (or of `service`)
+        while their sockets stay bound. All or nothing: raises ProfileError (exit 3) for an
+        invalid file, StubConfigError (exit 3) for routes that cannot be built, ReloadRefused
+        (exit 2) for an edit that needs a restart; the running routes are then kept.
+        """
+        from sandbox.profile.loader import load_profile
+
+        if self.profile.source is None:
+            raise UsageError(
+                f'sandbox "{self.name}" was not started from a profile file: nothing to re-read.'
+            )
+        new = load_profile(self.profile.source)
+        stubs = {name: running.stub for name, running in self.services.items() if running.stub}
+        changed = swap_stubs(self.profile, new, stubs, service)
+        for name in changed:
+            running = self.services[name]
+            running.planned = replace(running.planned, spec=new.services[name])
+        self.profile = new.with_source(self.profile.source)
+        names = [service] if service is not None else list(self.services)
+        return ReloadReport(reloaded=changed, unchanged=[n for n in names if n not in changed])
+
+    async def _open_reload_channel(self, stack: AsyncExitStack) -> None:
+        if self._state is None:
+            return
+        server = await open_channel(self._state.path, self.reload)
+        if server is not None:
+            stack.callback(server.close)
 
     def _peers(self) -> dict[str, Peer]:
         return {
@@ -338,6 +401,8 @@ class Sandbox(StubAccess):
             peers=peers,
             log=log,
             counter=self._journal_counter,
+            certificate=self.authority.certificates.get(running.name) if self.authority else None,
+            ca_bundle=self.ca_bundle,
         )
         spec = running.planned.spec
         if spec.kind == "command":
@@ -361,6 +426,7 @@ class Sandbox(StubAccess):
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
         self.stubs.add(server)
+        running.stub = server
         running.pid = os.getpid()
         stack.push_async_callback(self._stopped, running, server.close)
 
@@ -382,15 +448,18 @@ class Sandbox(StubAccess):
 
         # Each attempt may take the whole readiness budget (wait_ready cuts it at the
         # deadline): a fixed per-attempt timeout would never see an endpoint slower than it.
+        bundle = self.ca_bundle  # a `tls: true` stub is probed over HTTPS, trusting the CA
+        tls = trusting(bundle) if spec.kind == "http" and spec.tls and bundle else None
+
         def probe() -> Awaitable[ProbeResult]:
             if running.log_ready is not None:
                 return _log_probe(running, running.log_ready)
             if ready is not None and ready.http is not None:
                 return probe_http(
-                    address, port, ready.http, expect_status=ready.status, timeout=limit
+                    address, port, ready.http, expect_status=ready.status, timeout=limit, tls=tls
                 )
             if spec.kind == "http" and (ready is None or not ready.tcp):
-                return probe_http(address, port, "/", timeout=limit)
+                return probe_http(address, port, "/", timeout=limit, tls=tls)
             return probe_tcp(address, port, timeout=limit)
 
         result = await wait_ready(probe, timeout=limit, give_up=running.give_up)
@@ -417,7 +486,7 @@ class Sandbox(StubAccess):
             )
 
     def _environment(self, running: RunningService) -> dict[str, str]:
-        env = service_environment(self.services.values(), running)
+        env = service_environment(self.services.values(), running, ca_bundle=self.ca_bundle)
         if self.control_url is not None:
             env.setdefault("SANDBOX_CONTROL_URL", self.control_url)
         return env
@@ -512,10 +581,16 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 
 def service_environment(
-    services: Iterable[RunningService], running: RunningService, base: dict[str, str] | None = None
+    services: Iterable[RunningService],
+    running: RunningService,
+    base: dict[str, str] | None = None,
+    ca_bundle: Path | None = None,
 ) -> dict[str, str]:
-    """The variables every service gets: where each service is, and where it is itself."""
+    """The variables every service gets: where each service is, and where it is itself;
+    SANDBOX_CA_BUNDLE when the sandbox has a CA (some service has `tls: true`)."""
     env = dict(base if base is not None else os.environ)
+    if ca_bundle is not None:
+        env["SANDBOX_CA_BUNDLE"] = str(ca_bundle)
     for other in services:
         key = env_name(other.name)
         env[f"SANDBOX_{key}_HOST"] = other.address

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from sandbox.services.journal import Journal
@@ -40,6 +40,8 @@ class ServiceContext:
     log: Callable[[str], None] = _discard  # one line, no newline
     # Numbers journal entries; one counter per sandbox, so entries of all services are ordered.
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    certificate: Path | None = None  # key + chain PEM for `tls: true` (made by the sandbox's CA)
+    ca_bundle: Path | None = None  # the sandbox CA's certificate: proxies verify HTTPS peers
 
 
 class StubServer(Protocol):
@@ -63,4 +65,9 @@ class StubServer(Protocol):
 
     async def close(self) -> None:
         """Stop serving and close every connection, hanging ones included; idempotent."""
+        ...
+
+    def prepare_reload(self, spec: Any) -> Callable[[], None]:
+        """Build the behaviour of `spec` (the same kind); the returned function swaps it in
+        while the socket stays bound. Raises StubConfigError, having changed nothing."""
         ...

@@ -6,6 +6,9 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -15,13 +18,17 @@ from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
+from sandbox.services.http_extras import EXTRAS, Extras, ExtrasHolder, on_prepare
+from sandbox.services.http_extras import middleware as extras_middleware
 from sandbox.services.http_match import Router, route_name
 from sandbox.services.http_outcome import Outcome
+from sandbox.services.http_protocol import start_site, until_client_closes
 from sandbox.services.http_proxy import forward, session_context
-from sandbox.services.http_routes import Incoming, compile_routes
+from sandbox.services.http_routes import CompiledRoute, Incoming, compile_routes
 from sandbox.services.journal import Journal
 from sandbox.services.scenarios import Effects, StubState
 from sandbox.services.templates import RenderError
+from sandbox.services.tls import server_context
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
@@ -69,30 +76,49 @@ class _OneLineLogger(logging.Logger):
         self._ctx.log(f"[sandbox] {text}")
 
 
+def _checked_routes(spec: HttpService, ctx: ServiceContext) -> list[CompiledRoute]:
+    """The compiled routes of `spec`. Raises StubConfigError for a bad route or proxy target."""
+    routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
+    for route in routes:
+        target = route.spec.proxy
+        if target is not None and target not in ctx.peers:
+            known = ", ".join(sorted(ctx.peers)) or "none"
+            raise StubConfigError(
+                f"{route.where}.proxy: there is no service named {target!r} to proxy to.",
+                hint=f"Name one of the profile's services: {known}.",
+            )
+    return routes
+
+
 class _Dispatcher:
     """The one aiohttp handler: tries the routes in profile order, logs and records."""
 
     def __init__(self, spec: HttpService, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
+        self.routes = _checked_routes(spec, ctx)
         self.router = Router(self.routes)
         self.effects = [Effects.of(r.spec, r.where) for r in self.routes]
+        self.extras = ExtrasHolder(Extras.of(spec, ctx.name))
         self.journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
         scenarios = (r.spec.scenario.name for r in self.routes if r.spec.scenario)
         self.state = StubState(spec.vars, scenarios)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
-        for route in self.routes:
-            target = route.spec.proxy
-            if target is not None and target not in ctx.peers:
-                known = ", ".join(sorted(ctx.peers)) or "none"
-                raise StubConfigError(
-                    f"{route.where}.proxy: there is no service named {target!r} to proxy to.",
-                    hint=f"Name one of the profile's services: {known}.",
-                )
 
-    @property
-    def proxies(self) -> bool:
-        return any(route.spec.proxy for route in self.routes)
+    def prepare(self, spec: HttpService) -> Callable[[], None]:
+        """Build `spec`'s routes; the returned function makes them answer from the next
+        request on (a reload). Raises StubConfigError, having changed nothing."""
+        routes, extras = _checked_routes(spec, self.ctx), Extras.of(spec, self.ctx.name)
+        router, effects = Router(routes), [Effects.of(r.spec, r.where) for r in routes]
+
+        def commit() -> None:
+            # One step, no await between: a request sees the old routes or the new ones.
+            self.routes, self.router, self.effects = routes, router, effects
+            self.extras.current = extras
+
+        return commit
+
+    def has_options_route(self) -> bool:
+        return any(route.spec.method == "OPTIONS" for route in self.routes)
 
     async def release(self, app: web.Application) -> None:
         """on_shutdown hook: hanging connections are dropped now, not after the grace."""
@@ -167,16 +193,25 @@ class _Dispatcher:
             return json_response(500, document), None
         if spec.fault is not None:
             if request.transport is not None:
-                await inflict(spec.fault, request.transport, self.released.wait)
+                hold = partial(until_client_closes, request, self.released)
+                await inflict(spec.fault, request.transport, hold)
             # The connection is gone: aiohttp's write of this placeholder fails quietly.
             return web.Response(status=500), spec.fault
         if spec.proxy is not None:
             peer = self.ctx.peers[spec.proxy]
             answer = await forward(
-                request, body, spec.proxy, peer, self.ctx.name, self.ctx.log, spec.strip_prefix
+                request,
+                body,
+                spec.proxy,
+                peer,
+                self.ctx.name,
+                self.ctx.log,
+                spec.strip_prefix,
+                spec.add_prefix,
             )
             return answer, None
         variables.update(self.state.template_view())
+        variables.update(self.extras.current.variables(req))
         return await build(route.next_answer(), variables, self.ctx.profile_dir), None
 
 
@@ -186,13 +221,17 @@ _DISPATCHER = web.AppKey("sandbox_dispatcher", _Dispatcher)
 def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     """The stub as an aiohttp app (nothing bound). Raises StubConfigError for a bad route."""
     dispatcher = _Dispatcher(spec, ctx)
-    app = web.Application()
+    app = web.Application(
+        client_max_size=spec.max_body,
+        middlewares=[extras_middleware(dispatcher.has_options_route, ctx.log)],
+    )
     app[_DISPATCHER] = dispatcher
+    app[EXTRAS] = dispatcher.extras
+    app.on_response_prepare.append(on_prepare)
     # One catch-all: aiohttp's router cannot fall through to the next route when `match` fails.
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     app.on_shutdown.append(dispatcher.release)
-    if dispatcher.proxies:
-        app.cleanup_ctx.append(session_context)
+    app.cleanup_ctx.append(session_context(ctx.ca_bundle))  # the session is made on first use
     return app
 
 
@@ -204,10 +243,13 @@ def journal_of(app: web.Application) -> Journal:
 class HttpStub:
     """A running HTTP stub (a StubServer)."""
 
-    def __init__(self, name: str, runner: web.AppRunner, dispatcher: _Dispatcher) -> None:
+    def __init__(
+        self, name: str, runner: web.AppRunner, dispatcher: _Dispatcher, server: asyncio.Server
+    ) -> None:
         self.name = name
         self._runner = runner
         self._dispatcher = dispatcher
+        self._server = server
         self._closing: asyncio.Task[None] | None = None
 
     @property
@@ -222,12 +264,32 @@ class HttpStub:
         """Forget the journal, put scenarios and variables back, restart `responses` turns."""
         self._dispatcher.reset()
 
+    def prepare_reload(self, spec: HttpService) -> Callable[[], None]:
+        """See _Dispatcher.prepare: the socket and open connections stay as they are."""
+        return self._runner.app[_DISPATCHER].prepare(spec)
+
     async def close(self) -> None:
         """Stop listening (the socket is closed), drop hanging connections, finish or cancel
         in-flight requests within SHUTDOWN_GRACE, close the proxy session. Idempotent."""
         if self._closing is None:
-            self._closing = asyncio.create_task(self._runner.cleanup())
+            self._closing = asyncio.create_task(self._shutdown())
         await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
+        self._server.close()  # stop listening first, then let the runner end connections
+        await self._runner.cleanup()
+
+
+def _tls(spec: HttpService, ctx: ServiceContext) -> ssl.SSLContext | None:
+    if not spec.tls:
+        return None
+    if ctx.certificate is None:
+        raise StubConfigError(
+            f"services.{ctx.name}.tls: there is no certificate to serve HTTPS with.",
+            hint="The sandbox makes one at `up`; a stub served by hand needs "
+            "ServiceContext(certificate=...).",
+        )
+    return server_context(ctx.certificate)
 
 
 async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext) -> HttpStub:
@@ -236,6 +298,7 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     Raises StubConfigError for a bad route; on any failure the socket stays open and
     remains the caller's to close.
     """
+    ssl_context = _tls(spec, ctx)
     app = create_app(spec, ctx)
     runner = web.AppRunner(
         app,
@@ -247,10 +310,9 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     )
     await runner.setup()
     try:
-        # A backlog of SOMAXCONN: asyncio calls listen() again and must not shrink the queue.
-        await web.SockSite(runner, sock, backlog=socket.SOMAXCONN).start()
+        server = await start_site(runner, sock, ssl_context)
     except BaseException:
         await runner.cleanup()
         raise
     ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
-    return HttpStub(ctx.name, runner, app[_DISPATCHER])
+    return HttpStub(ctx.name, runner, app[_DISPATCHER], server)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from multidict import MultiMapping
 
 from sandbox.errors import StubConfigError
 from sandbox.profile.models import Match, Response, Route
+from sandbox.services.http_extras import check_charset, compile_status
+from sandbox.services.matchers import JsonConditions, PresenceConditions
 from sandbox.services.templates import Text, compile_json, compile_text
 
 # aiohttp's route syntax: `{name}` is one path segment, `{name:regex}` is the regex (which
@@ -67,26 +68,15 @@ def _unquote(value: str) -> str:
     return value.replace("%2F", "/").replace("%25", "%")
 
 
-def _show(value: object) -> str:
-    """A request value as text for regexes and messages: JSON text for non-strings."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _same(given: object, wanted: object) -> bool:
-    # JSON true is not 1: Python's True == 1 must not make a boolean match a number.
-    if isinstance(given, bool) or isinstance(wanted, bool):
-        return type(given) is type(wanted) and given == wanted
-    return given == wanted
-
-
 @dataclass(frozen=True)
 class Conditions:
     """A route's `match`: every condition must hold; regexes use re.search."""
 
     query: tuple[tuple[str, re.Pattern[str]], ...]
     headers: tuple[tuple[str, re.Pattern[str]], ...]
-    json: tuple[tuple[str, re.Pattern[str] | Any], ...]
+    json: JsonConditions
     body: re.Pattern[str] | None
+    presence: PresenceConditions
 
     @classmethod
     def of(cls, match: Match) -> Conditions:
@@ -94,10 +84,9 @@ class Conditions:
         return cls(
             query=tuple((k, re.compile(v)) for k, v in match.query.items()),
             headers=tuple((k, re.compile(v)) for k, v in match.headers.items()),
-            json=tuple(
-                (k, re.compile(v) if isinstance(v, str) else v) for k, v in match.json_.items()
-            ),
+            json=JsonConditions.of(match.json_),
             body=re.compile(match.body) if match.body is not None else None,
+            presence=PresenceConditions.of(match),
         )
 
     def failure(self, req: Incoming) -> str | None:
@@ -112,18 +101,10 @@ class Conditions:
                     return f"{what} {name!r} is missing"
                 if not any(pattern.search(v) for v in found):
                     return f"{what} {name}={found[0]!r} does not match /{pattern.pattern}/"
-        if self.json:
-            if not isinstance(req.json, dict):
-                return "the request body is not a JSON object"
-            for key, wanted in self.json:
-                if key not in req.json:
-                    return f"JSON field {key!r} is missing"
-                given = req.json[key]
-                if isinstance(wanted, re.Pattern):
-                    if not wanted.search(_show(given)):
-                        return f"JSON field {key}={_show(given)} does not match /{wanted.pattern}/"
-                elif not _same(given, wanted):
-                    return f"JSON field {key}={_show(given)} is not {_show(wanted)}"
+        if failed := self.presence.failure(req.query, req.headers):
+            return failed
+        if failed := self.json.failure(req.json):
+            return failed
         if self.body is not None and not self.body.search(req.body):
             return f"the body does not match /{self.body.pattern}/"
         return None
@@ -133,7 +114,7 @@ class Conditions:
 class Answer:
     """One compiled `response`: templates compiled, ready to render per request."""
 
-    status: int
+    status: int | Text
     headers: tuple[tuple[str, Text], ...]
     body: Text | None
     json: Any  # compiled JSON (strings as Text), or None
@@ -143,8 +124,11 @@ class Answer:
     @classmethod
     def of(cls, response: Response, where: str) -> Answer:
         """Compile one response. Raises StubConfigError for template syntax errors."""
+        for name, value in response.headers.items():
+            if name.lower() == "content-type" and "{" not in value:
+                check_charset(value, f"{where}.headers.{name}")
         return cls(
-            status=response.status,
+            status=compile_status(response.status, f"{where}.status"),
             headers=tuple(
                 (name, compile_text(value, f"{where}.headers.{name}"))
                 for name, value in response.headers.items()

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from sandbox.errors import StubConfigError
 from sandbox.profile.models import CommandService, HttpService
 from sandbox.services import serve
+from sandbox.services.faults import reset
 from sandbox.services.http import create_app, journal_of, serve_http
 from tests.services.helpers import (
     DEADLINE,
@@ -397,7 +398,7 @@ async def test_an_encoded_slash_stays_inside_its_parameter(client: Any) -> None:
     assert await resp.text() == "a b/c%"
 
 
-async def test_a_client_that_leaves_cancels_its_delayed_request(
+async def test_a_client_that_resets_cancels_its_delayed_request(
     listen: Listen, start: Start
 ) -> None:
     sock = listen("127.0.0.1")
@@ -407,11 +408,27 @@ async def test_a_client_that_leaves_cancels_its_delayed_request(
     async with connection(ctx.address, ctx.port) as (_, writer):
         writer.write(b"GET /slow HTTP/1.1\r\nHost: stub\r\n\r\n")
         await writer.drain()
+        # A plain close is a FIN, which may be a half-close still waiting for the answer;
+        # only a reset says for sure that the client is gone.
+        reset(writer.transport)
     async with asyncio.timeout(DEADLINE):
         while not stub.journal:
             await asyncio.sleep(0.005)
     assert stub.journal[0].status is None
     assert "(cancelled" in lines[-1]
+
+
+async def test_a_client_that_closes_ends_its_hanging_request(listen: Listen, start: Start) -> None:
+    sock = listen("127.0.0.1")
+    ctx = context("web", sock)
+    stub = await start(http_spec({"path": "/hang", "fault": "hang"}), sock, ctx)
+    async with connection(ctx.address, ctx.port) as (_, writer):
+        writer.write(b"GET /hang HTTP/1.1\r\nHost: stub\r\n\r\n")
+        await writer.drain()
+    async with asyncio.timeout(DEADLINE):
+        while not stub.journal:
+            await asyncio.sleep(0.005)
+    assert stub.journal[0].fault == "hang"
 
 
 async def test_serve_refuses_a_command_service(listen: Listen) -> None:
