@@ -61,6 +61,11 @@ class RunningService:
     give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
     log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
     restarts: int = 0  # how often a command service was restarted (restart: on-failure)
+    state: str = "starting"  # its life, as `status` shows it (see ServiceRecord.state)
+    exit_code: int | None = None  # a program's last exit (negative: the signal)
+    max_restarts: int = 0
+    job: bool = False
+    log: Callable[[str], None] = field(default=lambda line: None, repr=False)
     _sock: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -83,6 +88,10 @@ class RunningService:
             pgid=self.pgid,
             start_time=self.start_time,
             restarts=self.restarts,
+            state=self.state,
+            exit_code=self.exit_code,
+            max_restarts=self.max_restarts,
+            job=self.job,
         )
 
 
@@ -124,6 +133,7 @@ class Sandbox:
         self._state = StateDir(state_root, self.name) if state_root else None
         self._stack: AsyncExitStack | None = None
         self._logs: dict[str, IO[str]] = {}
+        self._rechecks: set[asyncio.Task[None]] = set()  # readiness after a restart
         self.forced = False
         self._status = "starting"
 
@@ -194,6 +204,8 @@ class Sandbox:
         stack, self._stack = self._stack, None
         if stack is None:
             return
+        for task in list(self._rechecks):
+            task.cancel()
         self._write_record("stopping")
         await stack.aclose()
 
@@ -266,6 +278,9 @@ class Sandbox:
                     f"was not ready: {result.detail}",
                     f"See its log with `sandbox logs {self.name} {running.name}`.",
                 )
+            if running.state == "starting":
+                running.state = "ready"
+                self._write_record(self._status)
             self.emit(ServiceReady(running.name, running.url, time.perf_counter() - t0))
             ready[running.name].set()
 
@@ -284,7 +299,7 @@ class Sandbox:
         from sandbox.services import serve
 
         self.emit(ServiceStarting(running.name, running.kind, running.url))
-        log = self._logger(running)
+        log = running.log = self._logger(running)
         ctx = ServiceContext(
             name=running.name,
             address=running.address,
@@ -306,8 +321,10 @@ class Sandbox:
                 forced=lambda: self.forced,
                 held=running._sock,
                 on_restart=lambda program: self._restarted(running, program),
+                on_change=lambda program: self._changed(running, program),
             )
             stack.push_async_callback(self._stopped, running, program.close)
+            running.max_restarts = program.max_restarts if program.restart != "no" else 0
             running.pid, running.pgid = program.pid, program.pgid
             running.start_time = program.start_time
             running.give_up = program.exited
@@ -322,7 +339,29 @@ class Sandbox:
     def _restarted(self, running: RunningService, program: Program) -> None:
         running.pid, running.pgid = program.pid, program.pgid
         running.start_time, running.restarts = program.start_time, program.restarts
+        was_ready = running.ready is not None and running.ready.ok
+        running.state = "starting"
         self._write_record(self._status)
+        if was_ready:  # during `up` the first readiness wait is still watching it
+            task = asyncio.create_task(self._ready_again(running, program))
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
+
+    def _changed(self, running: RunningService, program: Program) -> None:
+        running.state, running.exit_code = program.state, program.exit_code
+        self._write_record(self._status)
+
+    async def _ready_again(self, running: RunningService, program: Program) -> None:
+        """After a restart of a program that was ready: `ready` again once it answers."""
+        try:
+            result = await self._wait_ready(running)
+        except SandboxError as exc:  # someone else's listener answered: say so, stay starting
+            running.log(f"[sandbox] {exc.message}")
+            return
+        if result.ok and running.state == "starting" and program.state == "starting":
+            program.state = running.state = "ready"
+            running.log(f"[sandbox] ready again: {result.detail}")
+            self._write_record(self._status)
 
     async def _stopped(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
         await close()

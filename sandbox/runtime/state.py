@@ -110,9 +110,10 @@ class ServiceRecord:
     """One started service: where it listens, its log, and its process (for `command`s)."""
 
     _KINDS: ClassVar = {
-        **dict.fromkeys(["name", "kind", "address", "url", "log"], _STR),
-        "port": _INT, "restarts": _INT,
+        **dict.fromkeys(["name", "kind", "address", "url", "log", "state"], _STR),
+        "port": _INT, "restarts": _INT, "max_restarts": _INT,
         "pid": (int, _NONE), "pgid": (int, _NONE), "start_time": (float, _NONE),
+        "exit_code": (int, _NONE), "job": (bool,),
     }  # fmt: skip
     name: str
     kind: str
@@ -124,6 +125,13 @@ class ServiceRecord:
     pgid: int | None = None
     start_time: float | None = None
     restarts: int = 0
+    # The service's life, kept current by the supervisor: starting, ready, exited,
+    # restarting, gave up, completed (a job that exited 0). `exit_code` is the last exit
+    # of a program (negative: the signal that killed it).
+    state: str = "starting"
+    exit_code: int | None = None
+    max_restarts: int = 0
+    job: bool = False
 
     @property
     def process(self) -> ProcessRef | None:

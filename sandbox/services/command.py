@@ -12,14 +12,17 @@ import shlex
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sandbox.errors import ExitCode, NotReadyError, SandboxError, TeardownError
 from sandbox.net.sockets import bind_listener
+from sandbox.proc.exits import wait_exit
 from sandbox.proc.marker import MARKER_ENV, own_marker
 from sandbox.proc.processes import (
     descendants,
+    orphaned_group,
     preexec_child,
     ref_for,
     signal_tree,
@@ -39,6 +42,7 @@ _DRAIN = 0.5  # how long an exit waits for the rest of the output (a grandchild 
 _LINE_LIMIT = 1 << 20
 _FORCE_POLL = 0.05  # how often a stop in its grace period looks for a force
 RestartHook = Callable[["Program"], None]
+ChangeHook = Callable[["Program"], None]
 
 
 class CommandConfigError(SandboxError):
@@ -139,6 +143,7 @@ class Program:
         *,
         forced: Callable[[], bool] = lambda: False,
         on_restart: RestartHook | None = None,
+        on_change: ChangeHook | None = None,
     ) -> None:
         self.name = ctx.name
         self.ctx, self.argv, self.env, self.cwd = ctx, argv, env, cwd
@@ -151,7 +156,11 @@ class Program:
         self.restart, self.max_restarts = spec.restart, spec.max_restarts
         self.restarts = 0
         self.start_time: float | None = None  # of the current process, as psutil reports it
-        self.forced, self.on_restart = forced, on_restart
+        self.forced, self.on_restart, self.on_change = forced, on_restart, on_change
+        # The program's life as `status` shows it: starting, ready (set by whoever probed
+        # it), exited, restarting, gave up. `exit_code` is the last exit (negative: signal).
+        self.state = "starting"
+        self.exit_code: int | None = None
         self._processes: list[asyncio.subprocess.Process] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = False  # the current process's exit and last output have been taken in
@@ -159,6 +168,8 @@ class Program:
         self._closing = False
         self._closed = asyncio.Event()
         self._restarting = asyncio.Lock()
+        self._mark = own_marker()
+        self._exited_at = 0.0  # when the current process exited (wall clock, as psutil's)
 
     @property
     def process(self) -> asyncio.subprocess.Process:
@@ -198,7 +209,7 @@ class Program:
     async def _spawn(self) -> None:
         # The mark lets `down` find this program (and what it starts) even if we die before
         # recording its pid; the parent-death signal is set before exec, in the child.
-        env = {**self.env, MARKER_ENV: own_marker()}
+        env = {**self.env, MARKER_ENV: self._mark}
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -221,6 +232,7 @@ class Program:
         self.start_time = ref.start_time if ref else None
         self._processes.append(process)
         self._settled = False
+        self.log_matched.clear()  # readiness by log is the current process's
         reader = asyncio.create_task(self._pump(process))
         self._tasks += [reader, asyncio.create_task(self._watch(process, reader))]
 
@@ -242,16 +254,30 @@ class Program:
             if self.log_pattern is not None and self.log_pattern.search(line):
                 self.log_matched.set()
 
+    def set_state(self, state: str) -> None:
+        """Record a change of the program's life and tell `on_change`."""
+        if state == self.state:
+            return
+        self.state = state
+        if self.on_change is not None:
+            self.on_change(self)
+
     async def _watch(self, process: asyncio.subprocess.Process, reader: asyncio.Task[None]) -> None:
-        """Wait for the exit; restart after a backoff when the policy says so."""
-        code = await process.wait()
+        """Wait for the exit (of the process, not of its pipes); restart when the policy says so."""
+        code = await wait_exit(process)
+        self._exited_at = time.time()
+        # The rest of the output, if it comes soon: a grandchild may hold the pipe for good.
         await asyncio.wait({reader}, timeout=_DRAIN)
         self._settled = True
+        self.exit_code = code
         if self._closing:
             return
         self.ctx.log(f"[sandbox] the program {_how(code)}")
         if not self._may_restart(code):
+            failed = self.restart == "on-failure" and code != 0
+            self.set_state("gave up" if failed else "exited")
             return
+        self.set_state("restarting")
         async with self._restarting:
             delay = min(BACKOFF_FIRST * 2**self.restarts, BACKOFF_CAP)
             self.ctx.log(
@@ -268,6 +294,7 @@ class Program:
                 process.pid,
                 sig=self.stop_signal,
                 grace=self.stop_timeout,
+                extra=orphaned_group(process.pid, self._exited_at),
                 leader_start=self.start_time,
                 reap=False,
             )
@@ -277,8 +304,10 @@ class Program:
             except SandboxError as exc:
                 self._failure = f"{_how(code)} and could not be restarted ({exc.message})"
                 self.ctx.log(f"[sandbox] {self._failure}")
+                self.set_state("gave up")
                 return
             self.restarts += 1
+            self.state = "starting"
             if self.on_restart is not None:
                 self.on_restart(self)
 
@@ -296,6 +325,8 @@ class Program:
             pass
         process = self.process
         extra = descendants(process.pid, self.start_time)
+        if process.returncode is not None:  # we reaped the leader: what is left is ours
+            extra += orphaned_group(process.pid, self._exited_at)
         grace = 0.0 if self.forced() else self.stop_timeout
         stopping = asyncio.create_task(
             terminate_group(
@@ -321,7 +352,7 @@ class Program:
             )  # a cancelled close must not leave the group behind
             raise
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), timeout=5.0)
+            await asyncio.wait_for(wait_exit(process), timeout=5.0)
         await self._finish_tasks()
         if survivors:
             pids = ", ".join(str(p) for p in survivors)
@@ -357,6 +388,7 @@ async def start_command(
     forced: Callable[[], bool] = lambda: False,
     held: socket.socket | None = None,
     on_restart: RestartHook | None = None,
+    on_change: ChangeHook | None = None,
 ) -> Program:
     """Start the program in its own session and process group, dying with its parent on Linux.
 
@@ -376,6 +408,7 @@ async def start_command(
         _cwd(spec, ctx),
         forced=forced,
         on_restart=on_restart,
+        on_change=on_change,
     )
     if held is not None:
         held.close()
