@@ -65,6 +65,7 @@ class RunningService:
     exit_code: int | None = None  # a program's last exit (negative: the signal)
     max_restarts: int = 0
     job: bool = False
+    argv: tuple[str, ...] = ()  # a command service's program and arguments, as run
     log: Callable[[str], None] = field(default=lambda line: None, repr=False)
     _sock: socket.socket | None = field(default=None, repr=False)
 
@@ -328,6 +329,7 @@ class Sandbox:
             running.pid, running.pgid = program.pid, program.pgid
             running.start_time = program.start_time
             running.give_up = program.exited
+            running.argv = tuple(program.argv)
             running.log_ready = program.log_matched if program.log_pattern else None
             self._write_record("starting")
             return
@@ -385,19 +387,27 @@ class Sandbox:
         result = await wait_ready(
             probe, timeout=min(timeout, self.wait_timeout), give_up=running.give_up
         )
-        if result.ok and spec.kind == "command" and running.port:
+        if result.ok and spec.kind == "command":
             self._check_owner(running)
         return result
 
     def _check_owner(self, running: RunningService) -> None:
-        """A program's port must be held by its own process tree: anyone else's is a conflict."""
+        """A program's port must be held by its own process tree: anyone else's is a conflict.
+        And the tree must listen on loopback only: a wildcard or outside address is one too."""
         from sandbox.net.conflicts import blockers
         from sandbox.proc.processes import descendants
+        from sandbox.runtime.exposure import exposed, exposure_error
 
         assert running.pid is not None
         family = {running.pid, *(ref.pid for ref in descendants(running.pid))}
         address = running.planned.address
-        for blocker in blockers(address, running.port, self._table_reader()):
+        table = self._table_reader()
+        outside = exposed(table, family)
+        if outside:
+            raise exposure_error(running.name, running.argv, running.address, running.port, outside)
+        if not running.port:
+            return
+        for blocker in blockers(address, running.port, table):
             owner = blocker.listener.owner
             if owner is None or owner.pid is None or owner.pid in family:
                 continue
