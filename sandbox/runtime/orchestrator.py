@@ -22,9 +22,9 @@ from sandbox.net.addresses import format_hostport, format_url
 from sandbox.net.sockets import bind_all
 from sandbox.net.table import SocketTable, read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
-from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
+from sandbox.probe import ProbeResult, wait_ready
 from sandbox.proc.processes import ref_for
-from sandbox.profile.models import Profile
+from sandbox.profile.models import Profile, Service
 from sandbox.runtime.events import (
     Emit,
     LogLine,
@@ -66,6 +66,7 @@ class RunningService:
     max_restarts: int = 0
     job: bool = False
     argv: tuple[str, ...] = ()  # a command service's program and arguments, as run
+    program: Program | None = field(default=None, repr=False)
     log: Callable[[str], None] = field(default=lambda line: None, repr=False)
     _sock: socket.socket | None = field(default=None, repr=False)
 
@@ -234,19 +235,21 @@ class Sandbox:
     def _bind(self, plan: Plan) -> dict[str, socket.socket]:
         # Command services too: their socket reserves the address:port (and picks the port
         # for `port: auto`) until start_command closes it right before the program starts.
-        held = self._bind_all([(s.address, s.port, s.name) for s in plan.services])
-        return {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
+        wanted = [s for s in plan.services if not _portless(s)]
+        held = self._bind_all([(s.address, s.port, s.name) for s in wanted])
+        return {s.name: sock for s, sock in zip(wanted, held, strict=True)}
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
         for planned in plan.services:
             sock = sockets.get(planned.name)
             port = sock.getsockname()[1] if sock is not None else planned.port
-            scheme = "http" if planned.kind == "http" else "tcp"
+            spec = planned.spec
             running = RunningService(
                 planned=planned,
                 address=str(planned.address),
                 port=port,
-                url=format_url(planned.address, port, scheme=scheme),
+                url="" if _portless(planned) else format_url(planned.address, port, _scheme(spec)),
+                job=getattr(spec, "job", False),
                 _sock=sock,
             )
             if self._state is not None:
@@ -325,6 +328,7 @@ class Sandbox:
                 on_change=lambda program: self._changed(running, program),
             )
             stack.push_async_callback(self._stopped, running, program.close)
+            running.program = program
             running.max_restarts = program.max_restarts if program.restart != "no" else 0
             running.pid, running.pgid = program.pid, program.pgid
             running.start_time = program.start_time
@@ -370,24 +374,17 @@ class Sandbox:
         self.emit(ServiceStopped(running.name))
 
     async def _wait_ready(self, running: RunningService) -> ProbeResult:
-        spec = running.planned.spec
-        ready = spec.ready
-        timeout = ready.timeout if ready is not None else self.wait_timeout
-        address, port = running.address, running.port
+        from sandbox.runtime.readiness import readiness
 
-        def probe() -> Awaitable[ProbeResult]:
-            if running.log_ready is not None:
-                return _log_probe(running, running.log_ready)
-            if ready is not None and ready.http is not None:
-                return probe_http(address, port, ready.http, expect_status=ready.status)
-            if spec.kind == "http" and (ready is None or not ready.tcp):
-                return probe_http(address, port, "/")
-            return probe_tcp(address, port)
-
+        check = readiness(running, self.wait_timeout)
         result = await wait_ready(
-            probe, timeout=min(timeout, self.wait_timeout), give_up=running.give_up
+            check.probe,
+            timeout=check.timeout,
+            interval=check.interval,
+            max_interval=check.max_interval,
+            give_up=running.give_up,
         )
-        if result.ok and spec.kind == "command":
+        if result.ok and running.planned.spec.kind == "command" and not running.job:
             self._check_owner(running)
         return result
 
@@ -468,26 +465,25 @@ class Sandbox:
             ) from None
 
 
+def _portless(planned: PlannedService) -> bool:
+    """A program that listens nowhere (`port: none`): no socket is reserved for it."""
+    return planned.spec.port == "none"
+
+
+def _scheme(spec: Service) -> str:
+    """What a service's URL starts with: http stubs and programs that say (or are probed
+    as) HTTP get http://, everything else tcp://."""
+    if spec.kind == "http":
+        return "http"
+    scheme = getattr(spec, "scheme", None)
+    if scheme is not None:
+        return str(scheme)
+    return "http" if spec.ready is not None and spec.ready.http is not None else "tcp"
+
+
 def env_name(service: str) -> str:
     """`my-api` -> `MY_API`, for SANDBOX_<NAME>_HOST and friends."""
     return service.upper().replace("-", "_")
-
-
-async def _log_probe(running: RunningService, matched: asyncio.Event) -> ProbeResult:
-    from sandbox.probe import ProbeState
-
-    state = ProbeState.OPEN if matched.is_set() else ProbeState.REFUSED
-    detail = (
-        "its output matched ready.log" if matched.is_set() else "no output matched ready.log yet"
-    )
-    return ProbeResult(
-        target=running.name,
-        address=running.address,
-        port=running.port,
-        state=state,
-        latency_ms=None,
-        detail=detail,
-    )
 
 
 def _first_expected(group_error: BaseExceptionGroup[BaseException]) -> BaseException:

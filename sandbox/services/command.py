@@ -84,14 +84,14 @@ def fill(text: str, ctx: ServiceContext, where: str) -> str:
     return _TOKEN.sub(one, text)
 
 
-def render_command(run: str, ctx: ServiceContext) -> list[str]:
+def render_command(run: str, ctx: ServiceContext, *, where: str = "") -> list[str]:
     """Split `run` like a shell would, then fill the placeholders of each argument.
 
     Splitting first means a value can never add or break arguments; for pipes, `&` or
     `$VAR` write `sh -c '...'`. Raises CommandConfigError for an unknown placeholder, an
     unclosed quote or an empty command.
     """
-    where = f"services.{ctx.name}.run"
+    where = where or f"services.{ctx.name}.run"
     try:
         argv = shlex.split(run)
     except ValueError as exc:
@@ -105,8 +105,13 @@ def render_command(run: str, ctx: ServiceContext) -> list[str]:
 
 
 def render_env(spec: CommandService, ctx: ServiceContext, env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with the service's own `env:` values laid over it, placeholders filled in."""
+    """`env` with the service's own `env:` values laid over it, placeholders filled in.
+
+    PYTHONUNBUFFERED=1 unless set: a Python program's output into a pipe would otherwise
+    wait in a buffer, and `ready.log` and the logs would see it late or never.
+    """
     out = dict(env)
+    out.setdefault("PYTHONUNBUFFERED", "1")
     for key, value in spec.env.items():
         out[key] = fill(value, ctx, f"services.{ctx.name}.env.{key}")
     return out
@@ -154,6 +159,8 @@ class Program:
         self.stop_signal = signal.Signals[spec.stop_signal]
         self.stop_timeout = spec.stop_timeout
         self.restart, self.max_restarts = spec.restart, spec.max_restarts
+        self.job, self.tty = spec.job, spec.tty
+        self.lines_seen = 0  # output lines of every run so far (none: maybe block-buffered)
         self.restarts = 0
         self.start_time: float | None = None  # of the current process, as psutil reports it
         self.forced, self.on_restart, self.on_change = forced, on_restart, on_change
@@ -200,10 +207,14 @@ class Program:
         code = self.process.returncode
         if self._failure is None and (code is None or not self._settled or self._may_restart(code)):
             return None
+        if self.job and code == 0 and self._failure is None:
+            return None  # a job that completed is what its readiness waits for
         how = self._failure or _how(code if code is not None else 0)
         if self.restarts:
             how += f" after {self.restarts} restart{'s' if self.restarts > 1 else ''}"
         last = "\n    ".join(self.tail) if self.tail else "(no output)"
+        if self.job:
+            return f"the job {how}; its last output:\n    {last}"
         return f"the program {how} before it was ready; its last output:\n    {last}"
 
     async def _spawn(self) -> None:
@@ -249,6 +260,7 @@ class Program:
             if not raw:
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.lines_seen += 1
             self.tail.append(line)
             self.ctx.log(line)
             if self.log_pattern is not None and self.log_pattern.search(line):
@@ -275,7 +287,8 @@ class Program:
         self.ctx.log(f"[sandbox] the program {_how(code)}")
         if not self._may_restart(code):
             failed = self.restart == "on-failure" and code != 0
-            self.set_state("gave up" if failed else "exited")
+            done = self.job and code == 0
+            self.set_state("completed" if done else "gave up" if failed else "exited")
             return
         self.set_state("restarting")
         async with self._restarting:
@@ -299,7 +312,8 @@ class Program:
                 reap=False,
             )
             try:
-                check_port_free(self.ctx)
+                if self.ctx.port:
+                    check_port_free(self.ctx)
                 await self._spawn()
             except SandboxError as exc:
                 self._failure = f"{_how(code)} and could not be restarted ({exc.message})"
