@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
@@ -34,12 +36,12 @@ from sandbox.runtime.events import (
     ServiceStopped,
     ignore,
 )
-from sandbox.runtime.private import open_log
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.services.context import Peer, ServiceContext
 
 if TYPE_CHECKING:
+    from sandbox.runtime.logfile import CappedLog
     from sandbox.services.command import Program
 
 StopTrigger = Callable[[], Awaitable[object]]
@@ -134,8 +136,9 @@ class Sandbox:
         self._table_reader = table_reader
         self._state = StateDir(state_root, self.name) if state_root else None
         self._stack: AsyncExitStack | None = None
-        self._logs: dict[str, IO[str]] = {}
+        self._logs: dict[str, CappedLog] = {}
         self._rechecks: set[asyncio.Task[None]] = set()  # readiness after a restart
+        self._scratch: Path | None = None  # {data} and {tmp} when nothing is recorded
         self.forced = False
         self._status = "starting"
 
@@ -318,6 +321,7 @@ class Sandbox:
         if spec.kind == "command":
             from sandbox.services.command import start_command
 
+            ctx.data_dir, ctx.tmp_dir = self._folders(stack, running.name)
             program = await start_command(
                 spec,
                 ctx,
@@ -341,6 +345,19 @@ class Sandbox:
         server = await serve(spec, running._sock, ctx)
         running.pid = os.getpid()
         stack.push_async_callback(self._stopped, running, server.close)
+
+    def _folders(self, stack: AsyncExitStack, service: str) -> tuple[Path, Path]:
+        """{data} and {tmp} of a command service. Recorded sandboxes keep {data} in the state
+        root across runs; without a state root both live in one scratch folder per run."""
+        if self._state is not None:
+            return self._state.data_dir(service), self._state.tmp_dir(service)
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"sandbox-{self.name}-"))
+            stack.callback(shutil.rmtree, self._scratch, ignore_errors=True)
+        data, tmp = self._scratch / "data" / service, self._scratch / "tmp" / service
+        data.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        return data, tmp
 
     def _restarted(self, running: RunningService, program: Program) -> None:
         running.pid, running.pgid = program.pid, program.pgid
@@ -420,9 +437,11 @@ class Sandbox:
     # -- logs and state -----------------------------------------------------------------
 
     def _logger(self, running: RunningService) -> Callable[[str], None]:
-        stream: IO[str] | None = None
+        from sandbox.runtime.logfile import CappedLog
+
+        stream: CappedLog | None = None
         if running.log_path is not None:
-            stream = open_log(running.log_path)  # in a checked folder, links not followed
+            stream = CappedLog(running.log_path)  # in a checked folder, links not followed
             self._logs[running.name] = stream
         name, emit = running.name, self.emit
 

@@ -7,6 +7,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import pty
 import re
 import shlex
 import signal
@@ -57,6 +58,10 @@ def _values(ctx: ServiceContext) -> dict[str, str]:
         for attr in _ATTRS:
             values[f"services.{peer.name}.{attr}"] = str(getattr(peer, attr))
     values["python"] = sys.executable  # the interpreter sandbox runs on, for Python programs
+    if ctx.data_dir is not None:
+        values["data"] = str(ctx.data_dir)
+    if ctx.tmp_dir is not None:
+        values["tmp"] = str(ctx.tmp_dir)
     return values
 
 
@@ -75,7 +80,8 @@ def fill(text: str, ctx: ServiceContext, where: str) -> str:
             peers = ", ".join(sorted(ctx.peers)) or "none"
             raise CommandConfigError(
                 f"{where} has an unknown placeholder {{{key}}}: use {{address}}, {{port}}, "
-                f"{{url}}, {{name}} or {{services.NAME.address|port|url}} "
+                f"{{url}}, {{name}}, {{data}}, {{tmp}}, {{python}} or "
+                f"{{services.NAME.address|port|url}} "
                 f"(services: {peers}).",
                 "Write {{" + key + "}} for a literal {" + key + "}; ${VAR} is left to the shell.",
             )
@@ -176,6 +182,7 @@ class Program:
         self._closed = asyncio.Event()
         self._restarting = asyncio.Lock()
         self._mark = own_marker()
+        self._pty_transports: list[asyncio.ReadTransport] = []
         self._exited_at = 0.0  # when the current process exited (wall clock, as psutil's)
 
     @property
@@ -221,12 +228,16 @@ class Program:
         # The mark lets `down` find this program (and what it starts) even if we die before
         # recording its pid; the parent-death signal is set before exec, in the child.
         env = {**self.env, MARKER_ENV: self._mark}
+        # tty: true gives the program a pseudo-terminal for its output, so C stdio (and
+        # anything else that asks isatty) writes line by line instead of in blocks.
+        master, slave = pty.openpty() if self.tty else (None, None)
+        out: int = asyncio.subprocess.PIPE if slave is None else slave
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT if slave is None else slave,
                 env=env,
                 cwd=self.cwd,
                 start_new_session=True,
@@ -234,29 +245,46 @@ class Program:
                 limit=_LINE_LIMIT,
             )
         except OSError as exc:
+            if master is not None:
+                os.close(master)
             raise NotReadyError(
                 f"{self.name}: cannot start {self.argv[0]!r}: {exc.strerror or exc}.",
                 f"Check services.{self.name}.run: the program must exist, be executable and "
                 "be on PATH (or give its path, relative to `cwd`).",
             ) from None
+        finally:
+            if slave is not None:
+                os.close(slave)  # the program holds it now; EOF comes once it lets go
         ref = ref_for(process.pid)
         self.start_time = ref.start_time if ref else None
         self._processes.append(process)
         self._settled = False
         self.log_matched.clear()  # readiness by log is the current process's
-        reader = asyncio.create_task(self._pump(process))
+        stream = process.stdout if master is None else await self._read_pty(master)
+        assert stream is not None
+        reader = asyncio.create_task(self._pump(stream))
         self._tasks += [reader, asyncio.create_task(self._watch(process, reader))]
 
-    async def _pump(self, process: asyncio.subprocess.Process) -> None:
+    async def _read_pty(self, master: int) -> asyncio.StreamReader:
+        loop = asyncio.get_running_loop()
+        stream = asyncio.StreamReader(limit=_LINE_LIMIT, loop=loop)
+        pipe = os.fdopen(master, "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream, loop=loop), pipe
+        )
+        self._pty_transports.append(transport)
+        return stream
+
+    async def _pump(self, stream: asyncio.StreamReader) -> None:
         """Copy the output, line by line, to the service's log; watch for `ready.log`."""
-        stream = process.stdout
-        assert stream is not None
         while True:
             try:
                 raw = await stream.readline()
             except ValueError:  # asyncio dropped a line longer than the limit
                 self.ctx.log(f"[sandbox] a line longer than {_LINE_LIMIT} bytes was skipped")
                 continue
+            except OSError:  # a pseudo-terminal says EIO once the program closed its side
+                return
             if not raw:
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -388,6 +416,8 @@ class Program:
             transport = getattr(proc, "_transport", None)
             if transport is not None:
                 transport.close()
+        for pty_transport in self._pty_transports:
+            pty_transport.close()
 
 
 def _kill_now(pgid: int, start: float | None, extra: list[ProcessRef]) -> None:

@@ -34,6 +34,8 @@ class ServiceContext:
     peers: Mapping[str, Peer]  # every service of the sandbox, itself included
     log: Callable[[str], None] = _discard  # one line, no newline
     history_limit: int = 1000  # bound of the in-memory request history
+    data_dir: Path | None = None  # a command's {data}: kept across runs
+    tmp_dir: Path | None = None  # a command's {tmp}: removed when the sandbox goes down
 
 
 @dataclass(frozen=True)
