@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 
 from sandbox.errors import ConflictError
 from sandbox.net.addresses import format_hostport
-from sandbox.net.table import Listener, SocketTable
+from sandbox.net.listeners import Listener, SocketTable
 
 # How to tell well-known programs which address to listen on, by program name.
 _FLAGS = {

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sandbox.probe import ProbeResult, ProbeState, probe_http, probe_tcp
 
 if TYPE_CHECKING:
-    from sandbox.runtime.orchestrator import RunningService
+    from sandbox.runtime.sandbox import RunningService
 
 Probe = Callable[[], Awaitable[ProbeResult]]
 NO_OUTPUT = (
@@ -66,12 +66,16 @@ def readiness(running: RunningService, wait_timeout: float) -> Check:
         return Check(lambda: _log_probe(running), timeout)
     if program is not None and not port:
         return Check(lambda: _started(running), timeout)
+    # Each attempt may take the whole readiness budget (wait_ready cuts it at the deadline):
+    # a fixed per-attempt timeout would never see an endpoint slower than it.
     if ready is not None and ready.http is not None:
         path, status = ready.http, ready.status
-        return Check(lambda: probe_http(address, port, path, expect_status=status), timeout)
+        return Check(
+            lambda: probe_http(address, port, path, expect_status=status, timeout=timeout), timeout
+        )
     if spec.kind == "http" and (ready is None or not ready.tcp):
-        return Check(lambda: probe_http(address, port, "/"), timeout)
-    return Check(lambda: probe_tcp(address, port), timeout)
+        return Check(lambda: probe_http(address, port, "/", timeout=timeout), timeout)
+    return Check(lambda: probe_tcp(address, port, timeout=timeout), timeout)
 
 
 def _result(running: RunningService, ok: bool, detail: str) -> ProbeResult:

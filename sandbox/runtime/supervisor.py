@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import select
 import signal
@@ -18,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox.errors import ExitCode, SandboxError
+from sandbox.errors import SandboxError, error_from_json, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
 from sandbox.runtime.private import check_private, open_private, private_dir
+
+log = logging.getLogger("sandbox.supervisor")
 
 
 def spawn(
@@ -73,10 +76,9 @@ def spawn(
     if not message.get("ok"):
         proc.wait(timeout=10)
         error = message.get("error")
-        assert isinstance(error, dict)
-        exc = SandboxError(str(error["message"]), error.get("hint"))
-        exc.exit_code = ExitCode(int(error["exit_code"]))
-        raise exc
+        if not isinstance(error, dict):
+            raise SandboxError(f"the supervisor of {name} stopped with an unreadable report.")
+        raise error_from_json(error)
     return message
 
 
@@ -107,16 +109,15 @@ def _tail(path: Path, lines: int = 15) -> str:
 def _log_event(event: Event) -> None:
     # Service output already goes to each service's own log; writing every line here too
     # cost about a fifth of a stub's throughput (bench/RESULTS.md).
-    stamp = time.strftime("%H:%M:%S")
     if isinstance(event, ServiceReady):
-        print(f"{stamp} ready: {event.service} at {event.url}", flush=True)
+        log.info("ready: %s at %s", event.service, event.url)
     elif isinstance(event, ServiceStopped):
-        print(f"{stamp} stopped: {event.service}", flush=True)
+        log.info("stopped: %s", event.service)
 
 
 async def _supervise(args: argparse.Namespace) -> int:
     from sandbox.profile.loader import load_profile
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
     ready_fd: int = args.ready_fd
 
@@ -144,25 +145,16 @@ async def _supervise(args: argparse.Namespace) -> int:
         )
         await sandbox.start()
     except SandboxError as exc:
-        report({"ok": False, "error": _error_json(exc)})
+        report({"ok": False, "error": error_to_json(exc)})
         return int(exc.exit_code)
-    print(f"{time.strftime('%H:%M:%S')} sandbox {args.name} ready (pid {os.getpid()})", flush=True)
+    log.info("sandbox %s ready (pid %d)", args.name, os.getpid())
     report({"ok": True, "name": args.name, "pid": os.getpid()})
     try:
         await stop.wait()
     finally:
-        print(f"{time.strftime('%H:%M:%S')} stopping", flush=True)
+        log.info("stopping")
         await sandbox.stop()
     return 0
-
-
-def _error_json(exc: SandboxError) -> dict[str, object]:
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc) if exc.hint is None else exc.message,
-        "hint": exc.hint,
-        "exit_code": int(exc.exit_code),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-timeout", type=float, default=30.0)
     parser.add_argument("--ready-fd", type=int, default=-1)
     args = parser.parse_args(argv)
+    # stdout and stderr both go to supervisor.log (see spawn)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     return asyncio.run(_supervise(args))
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sandbox.errors import ExitCode, NotReadyError, SandboxError, TeardownError
+from sandbox.errors import CommandConfigError, NotReadyError, SandboxError, TeardownError
 from sandbox.net.sockets import bind_listener
 from sandbox.proc.exits import wait_exit
 from sandbox.proc.marker import MARKER_ENV, own_marker
@@ -44,12 +44,6 @@ _LINE_LIMIT = 1 << 20
 _FORCE_POLL = 0.05  # how often a stop in its grace period looks for a force
 RestartHook = Callable[["Program"], None]
 ChangeHook = Callable[["Program"], None]
-
-
-class CommandConfigError(SandboxError):
-    """A command service's `run`, `env` or `cwd` cannot be used as written."""
-
-    exit_code = ExitCode.INVALID_PROFILE
 
 
 def _values(ctx: ServiceContext) -> dict[str, str]:

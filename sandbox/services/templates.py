@@ -10,7 +10,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from sandbox.errors import ExitCode, SandboxError
+from sandbox.errors import StubConfigError as StubConfigError  # old home, still importable
 from sandbox.profile.limits import MAX_EXPONENT
 
 
@@ -30,12 +30,6 @@ class _Environment(SandboxedEnvironment):
 
 _ENV = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _MARKERS = ("{{", "{%", "{#")
-
-
-class StubConfigError(SandboxError):
-    """A stub's routes cannot be built: a bad path pattern or template syntax."""
-
-    exit_code = ExitCode.INVALID_PROFILE
 
 
 class RenderError(Exception):

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sandbox.errors import HostsFileError as HostsFileError  # old home, still importable
 from sandbox.errors import ProfileNotFound, SandboxError, UsageError
 from sandbox.net.addresses import parse_loopback
-from sandbox.output import Printer
 from sandbox.runtime.state import SandboxRecord
 
 if TYPE_CHECKING:
@@ -26,10 +26,6 @@ NSSWITCH = Path("/etc/nsswitch.conf")
 Action = Literal["printed", "written", "unchanged", "removed", "absent"]
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
-
-
-class HostsFileError(SandboxError):
-    """A hosts file could not be read or rewritten, or its sandbox block is damaged."""
 
 
 @dataclass(frozen=True)
@@ -379,12 +375,3 @@ def _sentences(
     }
     out.append(done[action])
     return out
-
-
-def render(report: HostsReport, out: Printer) -> None:
-    """The block on stdout (ready for `| sudo tee -a /etc/hosts`), the sentences on stderr."""
-    if report.action not in ("removed", "absent"):
-        for line in block_lines(report.sandbox, report.entries):
-            out.line(out.paint(line, "dim") if line.startswith("#") else line)
-    for sentence in report.sentences:
-        out.note(sentence)

@@ -46,7 +46,7 @@ _CHILD = textwrap.dedent(
     """
     import asyncio, json, pathlib, socket, tempfile, urllib.request
     from sandbox.io.container import container_binder
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
     from sandbox.profile.loader import load_profile_data
 
     root = pathlib.Path(tempfile.mkdtemp())

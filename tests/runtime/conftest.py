@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sandbox.profile.loader import load_profile_data
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 
 StartSandbox = Callable[..., Awaitable[Sandbox]]
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from sandbox.net.table import Listener, Owner
+from sandbox.net.listeners import Listener, Owner
 from sandbox.runtime.exposure import advice, exposed
 from tests.netns import netns_json
 
@@ -50,7 +50,7 @@ import asyncio, json, sys
 from sandbox.errors import SandboxError
 from sandbox.net.table import read_table
 from sandbox.profile.loader import load_profile_data
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 
 run = sys.argv[1]
 profile = load_profile_data({"name": "wild", "services": {

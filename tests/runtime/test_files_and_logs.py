@@ -92,7 +92,7 @@ def test_a_full_log_is_rotated_once(tmp_path: Path) -> None:
 _PG = """
 import asyncio, json, os, sys, tempfile
 from sandbox.profile.loader import load_profile_data
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 
 fake = (
     "import socket, sys, time, os; a, p, d = sys.argv[1:4]; "

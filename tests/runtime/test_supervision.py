@@ -17,7 +17,7 @@ import pytest
 
 from sandbox.proc.processes import descendants, is_alive, signal_ref
 from sandbox.proc.ref import ProcessRef
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 from sandbox.runtime.state import StateDir
 from sandbox.runtime.status import sandbox_status
 from tests.runtime.conftest import StartSandbox

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import CommandService
 from sandbox.services import serve
 from sandbox.services.http import create_app, history_of, serve_http
-from sandbox.services.templates import StubConfigError
 from tests.services.helpers import (
     DEADLINE,
     Listen,

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from sandbox import __version__
+from sandbox._version import __version__
 from sandbox.errors import SandboxError, StrictError
 from sandbox.io.report import Loss, LossKind
 from sandbox.net.addresses import allocate, default_pool

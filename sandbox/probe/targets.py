@@ -7,25 +7,21 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from sandbox.errors import UsageError
-from sandbox.net.addresses import format_hostport
+from sandbox.errors import TargetError
+from sandbox.net.addresses import format_hostport, loopback_problem
 from sandbox.probe import resolve
 
 _LOOPBACK_ONLY = (
     "sandbox probes only this machine's loopback (127.0.0.0/8 and ::1); "
     "it is not a network scanner."
 )
-_LOOPBACK_HINT = "probe a loopback address: 127.x.y.z:PORT, [::1]:PORT or localhost:PORT."
+_LOOPBACK_HINT = (
+    "sandbox probes only this machine's loopback; it is not a network scanner. Probe "
+    "127.x.y.z:PORT, [::1]:PORT or localhost:PORT."
+)
 _FORMS = "write HOST:PORT, [::1]:PORT or http://HOST:PORT/PATH"
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
-
-
-class TargetError(UsageError, ValueError):
-    """A probe target that cannot be probed; the message says why and how to write it."""
-
-    def __init__(self, message: str, hint: str | None = _FORMS + ".") -> None:
-        super().__init__(message, hint)
 
 
 @dataclass(frozen=True)
@@ -62,19 +58,14 @@ def is_literal(host: str) -> bool:
 
 
 def check_loopback(host_or_address: str) -> None:
-    """Raise TargetError if a literal address is not loopback. A host name passes: expand()
-    checks every address it resolves to."""
+    """Raise TargetError if a literal address breaks the loopback rule (net.addresses). A host
+    name passes: expand() checks every address it resolves to."""
     address = _literal(host_or_address)
-    if address is None or address.is_loopback:
+    if address is None:
         return
-    if address.is_unspecified:
-        message = f"{address} is the wildcard address, not a loopback address: {_LOOPBACK_ONLY}"
-        raise TargetError(message, _LOOPBACK_HINT)
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    if mapped is not None and mapped.is_loopback:
-        raise TargetError(f"{host_or_address} is IPv4-mapped: write {mapped} instead.")
-    message = f"{host_or_address} is not a loopback address: {_LOOPBACK_ONLY}"
-    raise TargetError(message, _LOOPBACK_HINT)
+    problem = loopback_problem(address, host_or_address)
+    if problem is not None:
+        raise TargetError(problem, _LOOPBACK_HINT)
 
 
 def _port(text: str, spec: str, host: str, default: int | None) -> int:
@@ -163,7 +154,7 @@ def parse_target(text: str) -> Target:
 def keep_loopback(name: str, addresses: list[str]) -> list[str]:
     """The loopback addresses among what `name` resolved to, in order. Raises TargetError
     naming every address when none is loopback."""
-    kept = [a for a in addresses if (ip := _literal(a)) is not None and ip.is_loopback]
+    kept = [a for a in addresses if (ip := _literal(a)) is not None and not loopback_problem(ip)]
     if not kept:
         message = f"{name} resolves to {', '.join(addresses)}, none of them loopback: "
         raise TargetError(message + _LOOPBACK_ONLY, _LOOPBACK_HINT)

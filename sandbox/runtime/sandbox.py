@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
-from sandbox.net.table import SocketTable, read_bindv6only, read_table
+from sandbox.net.table import read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, wait_ready
 from sandbox.proc.processes import ref_for

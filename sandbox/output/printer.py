@@ -1,15 +1,16 @@
-"""The only module that writes to the terminal: tables and colour for people, JSON for scripts."""
+"""The Printer: the one owner of stdout and stderr, with tables, colour and JSON primitives."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, error_to_json
 
 _COLOURS = {
     "red": "31",
@@ -22,6 +23,17 @@ _COLOURS = {
     "dim": "2",
 }
 _SERVICE_COLOURS = ("cyan", "magenta", "green", "yellow", "blue")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def visible_width(text: str) -> int:
+    """How many columns `text` takes on a terminal: colour codes take none."""
+    return len(_ANSI.sub("", text))
+
+
+def pad(text: str, width: int) -> str:
+    """`text` padded with spaces to `width` visible columns (ljust counts colour codes)."""
+    return text + " " * max(0, width - visible_width(text))
 
 
 def colour_wanted(stream: IO[str], env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
@@ -70,9 +82,9 @@ class Printer:
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
         cells = [[str(h) for h in headers], *([_cell(c) for c in row] for row in rows)]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+        widths = [max(visible_width(row[i]) for row in cells) for i in range(len(headers))]
         for n, row in enumerate(cells):
-            text = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            text = "  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip()
             self.line(self.paint(text, "bold") if n == 0 else text)
 
     # -- messages -----------------------------------------------------------------------
@@ -95,21 +107,9 @@ class Printer:
             self.err.write(self.paint("hint: ", "yellow") + exc.hint + "\n")
         self.err.flush()
 
-    def services_table(self, services: Sequence[dict[str, Any]]) -> None:
-        """The table `up`, `status` and `up -d` print: where each service is and if it answers."""
-        self.table(
-            ["SERVICE", "KIND", "URL", "STATE", "LATENCY"],
-            [
-                (
-                    s["name"],
-                    s["kind"],
-                    s["url"],
-                    self.paint(s["state"], "green" if s["reachable"] else "red"),
-                    f"{s['latency_ms']:.2f} ms" if s["latency_ms"] is not None else None,
-                )
-                for s in services
-            ],
-        )
+    def error_json(self, exc: SandboxError) -> None:
+        """An expected problem for scripts (under --json): error, message, hint, exit_code."""
+        self.json(error_to_json(exc))
 
     def service_line(self, service: str, text: str, width: int = 10) -> None:
         """One line of the interleaved foreground log, prefixed with the service's name."""

@@ -1,17 +1,14 @@
-"""The lifecycle commands as functions: up (foreground or detached), status, logs, down."""
+"""Recorded sandboxes by name: start one detached, status of all, `down` many, read logs."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox.errors import ExitCode, SandboxError, UsageError
-from sandbox.output import Printer
-from sandbox.runtime.events import Event, LogLine, ServiceNotReady, ServiceReady
+from sandbox.errors import SandboxError, UsageError
 from sandbox.runtime.state import StateDir, list_sandboxes
 from sandbox.runtime.status import sandbox_status
 from sandbox.runtime.teardown import DownReport, down
@@ -48,93 +45,6 @@ def up_detached(
     return status.to_json()
 
 
-def up_foreground(
-    profile: Profile,
-    *,
-    name: str | None,
-    state_root: Path,
-    on_conflict: OnConflict,
-    wait_timeout: float,
-    out: Printer,
-    json_: bool = False,
-) -> int:
-    """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the code."""
-    return asyncio.run(
-        _foreground(profile, name, state_root, on_conflict, wait_timeout, out, json_)
-    )
-
-
-async def _foreground(
-    profile: Profile,
-    name: str | None,
-    state_root: Path,
-    on_conflict: OnConflict,
-    wait_timeout: float,
-    out: Printer,
-    json_: bool,
-) -> int:
-    from sandbox.runtime.orchestrator import Sandbox
-
-    width = max(len(s) for s in profile.services)
-    started = False
-
-    def show(event: Event) -> None:
-        if isinstance(event, LogLine) and started:
-            out.service_line(event.service, event.text, width)
-        elif isinstance(event, ServiceReady) and not json_:
-            out.note(f"ready: {event.service} at {event.url} ({event.seconds * 1000:.0f} ms)")
-        elif isinstance(event, ServiceNotReady):
-            out.warn(f"{event.service}: {event.result.detail}")
-
-    sandbox = Sandbox(
-        profile,
-        name=name,
-        on_conflict=on_conflict,
-        state_root=state_root,
-        wait_timeout=wait_timeout,
-        emit=show,
-        foreground=True,
-    )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        if len(received) == 1:
-            out.note(f"{signal.Signals(signum).name}: stopping (again to force)")
-            stop.set()
-        else:
-            sandbox.force()
-
-    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    for sig in handled:
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        t0 = time.perf_counter()
-        await sandbox.start()
-        started = True
-        status = await sandbox_status(StateDir(state_root, sandbox.name))
-        if json_:
-            out.json(status.to_json() if status else {})
-        elif status is not None:
-            out.note(
-                f"{sandbox.name}: all {len(sandbox.services)} services ready "
-                f"in {time.perf_counter() - t0:.2f}s; Ctrl-C stops them"
-            )
-            out.services_table([s.to_json() for s in status.services])
-        await stop.wait()
-        await sandbox.stop()
-        out.note(f"{sandbox.name}: stopped")
-    finally:
-        await sandbox.stop()
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-    if received and received[0] == signal.SIGINT:
-        return int(ExitCode.INTERRUPTED)
-    return 0
-
-
 async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
     """Status JSON of every recorded sandbox (or one), each with a live probe of its services."""
     dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
@@ -151,7 +61,7 @@ async def down_many(state_root: Path, name: str | None, *, grace: float) -> list
 
 def read_logs(
     state_root: Path, name: str, service: str | None, *, tail: int, follow: bool
-) -> Iterator[tuple[str, str]]:
+) -> Generator[tuple[str, str], None, None]:
     """Yield (service, line): the last `tail` lines of each log, then new lines if following."""
     state = StateDir(state_root, name)
     record = state.read()
