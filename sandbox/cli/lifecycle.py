@@ -195,7 +195,11 @@ def status(
     name: Annotated[str | None, typer.Argument(help="A sandbox name (default: all).")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Every running sandbox and its services, with a live probe of each."""
+    """Every running sandbox and its services: ready, starting, exited (code or signal),
+    restarting (n of max), gave up, completed (jobs), with a live probe of each.
+
+    Exit 0 when every service is ready (or completed), 5 when one is not.
+    """
     import asyncio
 
     from sandbox.runtime.manage import statuses
@@ -206,6 +210,8 @@ def status(
         out.json({"sandboxes": found})
     else:
         view.statuses(out, found, name)
+    if any(not sandbox.get("ok", True) for sandbox in found):
+        raise typer.Exit(int(ExitCode.NOT_READY))
 
 
 @app.command()
@@ -218,10 +224,14 @@ def logs(
     ] = False,
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end of each log.")] = 50,
 ) -> None:
-    """Print the logs of a sandbox's services (the last lines; -f follows)."""
-    from sandbox.runtime.manage import read_logs
+    """Print the logs of a sandbox's services (the last lines; -f follows). Once it is down,
+    or after a failed `up`, the logs of its last run."""
+    from sandbox.runtime.manage import last_run_ended, read_logs
 
     out = printer()
+    ended = last_run_ended(state_root(), name)
+    if ended is not None:
+        view.last_run_note(out, name, ended)
     lines = read_logs(state_root(), name, service, tail=tail, follow=follow)
     try:
         for svc, text in lines:

@@ -1,0 +1,73 @@
+"""Through the real CLI: `status` tells each program's life and exits 5 when one is not ready;
+`logs` still works after `down` and after a failed `up`, as the failure hint promises."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+SERVER = Path(__file__).resolve().parents[1] / "programs" / "echo_server.py"
+SERVE = f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVER))} {{address}} {{port}}"
+WriteProfile = Callable[[dict[str, Any]], Path]
+
+
+def _profile(address: str, **service: Any) -> dict[str, Any]:
+    app = {"kind": "command", "address": address, "run": SERVE, **service}
+    return {"name": "life", "services": {"app": app}}
+
+
+def test_status_shows_an_exited_program_and_exits_5(
+    cli: Cli, write_profile: WriteProfile, spare_loopback: Any
+) -> None:
+    path = write_profile(_profile(str(spare_loopback(1)[0])))
+    assert cli("up", str(path), "-d").returncode == 0
+    assert cli("status", "life").returncode == 0
+    app = cli.json("status", "life")["sandboxes"][0]["services"][0]
+    assert (app["state"], app["ok"]) == ("ready", True)
+    with urllib.request.urlopen(f"http://{app['address']}:{app['port']}/crash", timeout=5):
+        pass  # the server answers, then exits with code 3
+    deadline = time.monotonic() + 5
+    while cli.json("status", "life")["sandboxes"][0]["services"][0]["state"] != "exited":
+        assert time.monotonic() < deadline, "status never said exited"
+        time.sleep(0.05)
+    done = cli("status", "life")
+    assert done.returncode == 5
+    assert "exited (code 3)" in done.stdout
+    shown = cli.json("status", "life")["sandboxes"][0]
+    assert shown["ok"] is False
+    assert (shown["services"][0]["exit_code"], shown["services"][0]["exit"]) == (3, "code 3")
+
+
+def test_the_logs_hint_of_a_failed_up_works_and_logs_outlive_down(
+    cli: Cli, write_profile: WriteProfile, spare_loopback: Any
+) -> None:
+    address = str(spare_loopback(1)[0])
+    broken = write_profile(_profile(address, run=f"{SERVE} --say no-config-found --exit 2"))
+    failed = cli("up", str(broken), "-d")
+    assert failed.returncode == 5
+    hint = re.search(r"`(sandbox logs [^`]+)`", failed.stderr)
+    assert hint is not None, failed.stderr
+    shown = cli(*shlex.split(hint.group(1))[1:])
+    assert shown.returncode == 0, shown.stderr
+    assert "no-config-found" in shown.stdout
+    assert 'sandbox "life" is not running; these are the logs of its last run' in shown.stderr
+
+    working = write_profile(_profile(address, run=f"{SERVE} --say second-run"))
+    assert cli("up", str(working), "-d").returncode == 0
+    assert cli("down", "life").returncode == 0
+    after = cli("logs", "life", "app")
+    assert after.returncode == 0, after.stderr
+    assert "second-run" in after.stdout
+    assert "no-config-found" not in after.stdout, "only the last run is kept"
