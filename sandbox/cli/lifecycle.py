@@ -165,6 +165,9 @@ async def _foreground(
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for sig in handled:
         loop.add_signal_handler(sig, on_signal, sig)
+    from sandbox.runtime.requests import serve_restarts
+
+    stop_restarts = serve_restarts(sandbox, StateDir(root, sandbox.name))
     try:
         t0 = time.perf_counter()
         await sandbox.start()
@@ -180,6 +183,7 @@ async def _foreground(
         out.note(f"{sandbox.name}: stopped")
     finally:
         await sandbox.stop()
+        stop_restarts()
         for sig in handled:
             loop.remove_signal_handler(sig)
     if not received:
@@ -268,6 +272,33 @@ def down(
         view.down_reports(out, reports, name)
     if any(not r.clean for r in reports):
         raise typer.Exit(int(ExitCode.TEARDOWN_INCOMPLETE))
+
+
+@app.command()
+@command
+def restart(
+    name: Annotated[str, typer.Argument(help="The running sandbox.")],
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to restart (default: all).")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait until they are ready again.")
+    ] = 60.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Restart services of a running sandbox, each until it is ready again; the others keep
+    running on their sockets. Exit 0 when all are ready again, 5 when one is not."""
+    from sandbox.runtime.requests import request_restart
+    from sandbox.runtime.state import StateDir
+
+    answer = request_restart(StateDir(state_root(), name), services or [], timeout=timeout)
+    out = printer()
+    if json_:
+        out.json(answer)
+    else:
+        view.restarted(out, name, answer["services"])
+    if any(not s["ok"] for s in answer["services"]):
+        raise typer.Exit(int(ExitCode.NOT_READY))
 
 
 @app.command()

@@ -39,6 +39,15 @@ def services_table(out: Printer, services: Sequence[dict[str, Any]]) -> None:
     )
 
 
+def restarted(out: Printer, name: str, services: Sequence[dict[str, Any]]) -> None:
+    """`restart`: each service ready again, or why not."""
+    for service in services:
+        if service["ok"]:
+            out.ok(f"{name}: {service['name']} restarted and ready ({service['detail']})")
+        else:
+            out.warn(f"{name}: {service['name']} restarted but not ready: {service['detail']}")
+
+
 def last_run_note(out: Printer, name: str, ended: float) -> None:
     """`logs` of a sandbox that is not running: say so before the kept lines."""
     import time

@@ -39,7 +39,7 @@ from sandbox.runtime.events import (
 )
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
-from sandbox.services.context import Peer, ServiceContext
+from sandbox.services.context import Peer, ServiceContext, StubServer
 
 if TYPE_CHECKING:
     from sandbox.runtime.logfile import CappedLog
@@ -70,6 +70,9 @@ class RunningService:
     job: bool = False
     argv: tuple[str, ...] = ()  # a command service's program and arguments, as run
     program: Program | None = field(default=None, repr=False)
+    server: StubServer | None = field(default=None, repr=False)  # a stub's current server
+    ctx: ServiceContext | None = field(default=None, repr=False)
+    close: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     log: Callable[[str], None] = field(default=lambda line: None, repr=False)
     _sock: socket.socket | None = field(default=None, repr=False)
 
@@ -344,6 +347,7 @@ class Sandbox:
             return
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
+        running.server, running.ctx = server, ctx
         running.pid = os.getpid()
         stack.push_async_callback(self._stopped, running, server.close)
 
@@ -388,8 +392,54 @@ class Sandbox:
             self._write_record(self._status)
 
     async def _stopped(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
-        await close()
+        # A stub restarted by `sandbox restart` is closed through its current server.
+        await (running.close or close)()
         self.emit(ServiceStopped(running.name))
+
+    async def restart(self, names: Sequence[str]) -> dict[str, ProbeResult]:
+        """Restart the named services, one after the other, each until ready again; the
+        others keep their processes and sockets. A program gets its whole group stopped and
+        started again; a stub closes and serves anew on its address:port. Returns each
+        service's readiness result. Raises SandboxError for an unknown name (before
+        anything restarts), BindError if a port was taken meanwhile.
+        """
+        chosen = [self._get(name) for name in names]
+        results: dict[str, ProbeResult] = {}
+        for running in chosen:
+            running.state = "starting"
+            self._write_record(self._status)
+            if running.program is not None:
+                program = running.program
+                await program.restart_now()
+                running.pid, running.pgid = program.pid, program.pgid
+                running.start_time = program.start_time
+            else:
+                await self._restart_stub(running)
+            self._write_record(self._status)
+            result = await self._wait_ready(running)
+            running.ready = result
+            running.state = "ready" if result.ok else "not ready"
+            if running.program is not None and result.ok:
+                running.program.state = "ready"
+            self._write_record(self._status)
+            results[running.name] = result
+        return results
+
+    async def _restart_stub(self, running: RunningService) -> None:
+        from sandbox.net.sockets import bind_listener
+        from sandbox.services import serve
+
+        assert running.server is not None
+        assert running.ctx is not None
+        await running.server.close()
+        sock = bind_listener(running.address, running.port, service=running.name)
+        try:
+            running.server = await serve(running.planned.spec, sock, running.ctx)
+        except BaseException:
+            sock.close()
+            raise
+        server = running.server
+        running.close = server.close
 
     async def _wait_ready(self, running: RunningService) -> ProbeResult:
         from sandbox.runtime.readiness import readiness

@@ -177,6 +177,7 @@ class Program:
         self._restarting = asyncio.Lock()
         self._mark = own_marker()
         self._pty_transports: list[asyncio.ReadTransport] = []
+        self._asked: set[int] = set()  # pids stopped on purpose by restart_now()
         self._exited_at = 0.0  # when the current process exited (wall clock, as psutil's)
 
     @property
@@ -304,8 +305,8 @@ class Program:
         await asyncio.wait({reader}, timeout=_DRAIN)
         self._settled = True
         self.exit_code = code
-        if self._closing:
-            return
+        if self._closing or process.pid in self._asked:
+            return  # a stop we asked for (down, `sandbox restart`) is no crash
         self.ctx.log(f"[sandbox] the program {_how(code)}")
         if not self._may_restart(code):
             failed = self.restart == "on-failure" and code != 0
@@ -346,6 +347,38 @@ class Program:
             self.state = "starting"
             if self.on_restart is not None:
                 self.on_restart(self)
+
+    async def restart_now(self) -> None:
+        """Stop the current process with its whole group (stop_signal, stop_timeout, SIGKILL)
+        and start it again, as `sandbox restart` asks. Not counted in `restarts`, which
+        counts crashes. Raises BindError if the port was taken meanwhile, NotReadyError if
+        the program cannot start, TeardownError if the old group survived SIGKILL.
+        """
+        async with self._restarting:
+            if self._closing:
+                return
+            process = self.process
+            self._asked.add(process.pid)
+            extra = descendants(process.pid, self.start_time)
+            survivors = await terminate_group(
+                process.pid,
+                sig=self.stop_signal,
+                grace=self.stop_timeout,
+                extra=extra,
+                leader_start=self.start_time,
+                reap=False,
+            )
+            if survivors:
+                pids = ", ".join(str(p) for p in survivors)
+                raise TeardownError(f"{self.name}: process(es) {pids} survived SIGKILL.")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wait_exit(process), timeout=5.0)
+            self.ctx.log("[sandbox] restarting, as asked")
+            self._failure = None
+            if self.ctx.port:
+                check_port_free(self.ctx)
+            await self._spawn()
+            self.state = "starting"
 
     async def close(self) -> None:
         """Stop signal to the whole group (and to descendants that left it), `stop_timeout`

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import shlex
 import sys
 import time
@@ -71,3 +72,36 @@ def test_the_logs_hint_of_a_failed_up_works_and_logs_outlive_down(
     assert after.returncode == 0, after.stderr
     assert "second-run" in after.stdout
     assert "no-config-found" not in after.stdout, "only the last run is kept"
+
+
+def test_restart_gives_a_program_a_new_process_and_leaves_the_others_alone(
+    cli: Cli, write_profile: WriteProfile, spare_loopback: Any
+) -> None:
+    first, second = (str(a) for a in spare_loopback(2))
+    app = {"kind": "command", "address": first, "run": SERVE}
+    other = {"kind": "command", "address": second, "run": SERVE}
+    stub = {"kind": "tcp", "address": second}
+    path = write_profile({"name": "life", "services": {"app": app, "other": other, "stub": stub}})
+    assert cli("up", str(path), "-d").returncode == 0
+    before = {s["name"]: s for s in cli.json("status", "life")["sandboxes"][0]["services"]}
+    # A connection to `other`, opened before the restart, must survive it.
+    held = socket.create_connection((second, before["other"]["port"]), timeout=5)
+    try:
+        done = cli("restart", "life", "app", "stub")
+        assert done.returncode == 0, done.stderr
+        assert "app restarted and ready" in done.stdout
+        after = {s["name"]: s for s in cli.json("status", "life")["sandboxes"][0]["services"]}
+        assert after["app"]["pid"] != before["app"]["pid"]
+        assert after["other"]["pid"] == before["other"]["pid"]
+        assert all(s["state"] == "ready" for s in after.values()), after
+        held.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert held.recv(1024).startswith(b"HTTP/1.0 200")
+    finally:
+        held.close()
+    assert cli("restart", "life", "nope").returncode == 2
+
+
+def test_restart_of_a_sandbox_that_is_not_running_says_so(cli: Cli) -> None:
+    done = cli("restart", "ghost")
+    assert done.returncode == 2
+    assert 'sandbox "ghost" is not running' in done.stderr
