@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import re
-import socket
 import shlex
+import socket
 import sys
 import time
 import urllib.request
