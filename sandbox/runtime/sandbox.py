@@ -142,6 +142,7 @@ class Sandbox:
         self._stack: AsyncExitStack | None = None
         self._logs: dict[str, CappedLog] = {}
         self._rechecks: set[asyncio.Task[None]] = set()  # readiness after a restart
+        self._gone = False  # the state folder was removed: nothing may recreate it
         self._scratch: Path | None = None  # {data} and {tmp} when nothing is recorded
         self.forced = False
         self._status = "starting"
@@ -192,7 +193,7 @@ class Sandbox:
                 lock = self._state.lock()
                 lock.acquire()
                 stack.callback(lock.release)
-                stack.callback(self._state.remove)
+                stack.callback(self._remove_state)
             plan = self._make_plan()
             sockets = self._bind(plan)
             for sock in sockets.values():
@@ -403,6 +404,8 @@ class Sandbox:
         service's readiness result. Raises SandboxError for an unknown name (before
         anything restarts), BindError if a port was taken meanwhile.
         """
+        if self._stack is None:
+            raise SandboxError(f'sandbox "{self.name}" is not running (yet, or any more).')
         chosen = [self._get(name) for name in names]
         results: dict[str, ProbeResult] = {}
         for running in chosen:
@@ -508,9 +511,14 @@ class Sandbox:
             stream.close()
         self._logs.clear()
 
+    def _remove_state(self) -> None:
+        self._gone = True  # a late change (a restart answered while stopping) writes nothing
+        assert self._state is not None
+        self._state.remove()
+
     def _write_record(self, status: str) -> None:
         self._status = status
-        if self._state is None:
+        if self._state is None or self._gone:
             return
         me = ref_for(os.getpid())
         record = SandboxRecord(

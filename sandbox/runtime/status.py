@@ -17,13 +17,13 @@ GOOD_STATES = frozenset({"ready", "completed"})
 
 
 def exit_text(code: int | None) -> str:
-    """`code 3` or `signal 9 (SIGKILL)` for an exit status (negative: the signal)."""
+    """`code 3` or `signal 9, SIGKILL` for an exit status (negative: the signal)."""
     if code is None:
         return ""
     if code >= 0:
         return f"code {code}"
     try:
-        return f"signal {-code} ({signal.Signals(-code).name})"
+        return f"signal {-code}, {signal.Signals(-code).name}"
     except ValueError:
         return f"signal {-code}"
 
@@ -47,7 +47,7 @@ class ServiceStatus:
 
     @property
     def detail(self) -> str:
-        """The state in words: `exited (signal 9 (SIGKILL))`, `restarting (1 of 3)`."""
+        """The state in words: `exited (signal 9, SIGKILL)`, `restarting (1 of 3)`."""
         rec, state = self.record, self.state
         if state in ("exited", "gave up") and rec.exit_code is not None:
             return f"{state} ({exit_text(rec.exit_code)})"

@@ -83,7 +83,7 @@ async def test_an_exit_is_noticed_at_once_while_a_grandchild_holds_the_pipe(
     assert not status.ok
     shown = status.services[0].to_json()
     assert (shown["state"], shown["exit_code"]) == ("exited", -9)
-    assert shown["detail"] == "exited (signal 9 (SIGKILL))"
+    assert shown["detail"] == "exited (signal 9, SIGKILL)"
 
 
 async def test_on_failure_restarts_a_killed_program_and_it_is_ready_again(
@@ -114,7 +114,7 @@ async def test_a_program_that_used_up_its_restarts_has_given_up(
     await _until(lambda: _recorded(sb)["state"] == "gave up", "gave up")
     status = await sandbox_status(StateDir(sb._state.root, sb.name))  # type: ignore[union-attr]
     assert status is not None
-    assert status.services[0].detail == "gave up (signal 9 (SIGKILL))"
+    assert status.services[0].detail == "gave up (signal 9, SIGKILL)"
 
 
 NGINX_CONF = """
