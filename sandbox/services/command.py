@@ -307,10 +307,12 @@ class Program:
         self.exit_code = code
         if self._closing or process.pid in self._asked:
             return  # a stop we asked for (down, `sandbox restart`) is no crash
-        self.ctx.log(f"[sandbox] the program {_how(code)}")
+        done = self.job and code == 0
+        self.ctx.log(
+            "[sandbox] the job completed" if done else f"[sandbox] the program {_how(code)}"
+        )
         if not self._may_restart(code):
             failed = self.restart == "on-failure" and code != 0
-            done = self.job and code == 0
             self.set_state("completed" if done else "gave up" if failed else "exited")
             return
         self.set_state("restarting")

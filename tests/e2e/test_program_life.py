@@ -105,3 +105,14 @@ def test_restart_of_a_sandbox_that_is_not_running_says_so(cli: Cli) -> None:
     done = cli("restart", "ghost")
     assert done.returncode == 2
     assert 'sandbox "ghost" is not running' in done.stderr
+
+
+def test_plan_shows_a_worker_without_a_port_as_none(
+    cli: Cli, write_profile: WriteProfile, spare_loopback: Any
+) -> None:
+    worker = {"kind": "command", "address": str(spare_loopback(1)[0]), "port": "none"}
+    path = write_profile({"name": "life", "services": {"worker": {**worker, "run": "sleep 9"}}})
+    done = cli("plan", str(path))
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("worker"))
+    assert row.split()[3:] == ["none", "-"]
