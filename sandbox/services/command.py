@@ -301,21 +301,31 @@ class Program:
         """Wait for the exit (of the process, not of its pipes); restart when the policy says so."""
         code = await wait_exit(process)
         self._exited_at = time.time()
+        self.exit_code = code
+        asked = self._closing or process.pid in self._asked  # down, `sandbox restart`
+        done = self.job and code == 0
+        again = not asked and self._may_restart(code)
+        if not asked:
+            # Said at once: `status` must not wait for output a grandchild may hold forever.
+            failed = self.restart == "on-failure" and code != 0
+            self.set_state(
+                "restarting"
+                if again
+                else "completed"
+                if done
+                else "gave up"
+                if failed
+                else "exited"
+            )
         # The rest of the output, if it comes soon: a grandchild may hold the pipe for good.
         await asyncio.wait({reader}, timeout=_DRAIN)
         self._settled = True
-        self.exit_code = code
-        if self._closing or process.pid in self._asked:
-            return  # a stop we asked for (down, `sandbox restart`) is no crash
-        done = self.job and code == 0
-        self.ctx.log(
-            "[sandbox] the job completed" if done else f"[sandbox] the program {_how(code)}"
-        )
-        if not self._may_restart(code):
-            failed = self.restart == "on-failure" and code != 0
-            self.set_state("completed" if done else "gave up" if failed else "exited")
+        if asked:
             return
-        self.set_state("restarting")
+        said = "the job completed" if done else f"the program {_how(code)}"
+        self.ctx.log(f"[sandbox] {said}")
+        if not again:
+            return
         async with self._restarting:
             delay = min(BACKOFF_FIRST * 2**self.restarts, BACKOFF_CAP)
             self.ctx.log(
