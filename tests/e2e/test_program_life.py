@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import socket
 import sys
 import time
@@ -116,3 +117,29 @@ def test_plan_shows_a_worker_without_a_port_as_none(
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("worker"))
     assert row.split()[3:] == ["none", "-"]
+
+
+def test_restart_reaches_a_foreground_up_too(
+    cli: Cli, write_profile: WriteProfile, spare_loopback: Any
+) -> None:
+    path = write_profile(_profile(str(spare_loopback(1)[0])))
+    proc = cli.popen("up", str(path))
+    try:
+        deadline = time.monotonic() + 20
+        while cli("status", "life").returncode != 0:
+            assert proc.poll() is None, "the foreground up stopped"
+            assert time.monotonic() < deadline, "the foreground up never got ready"
+            time.sleep(0.1)
+        before = cli.json("status", "life")["sandboxes"][0]["services"][0]["pid"]
+        done = cli("restart", "life", "app")
+        assert done.returncode == 0, done.stderr
+        after = cli.json("status", "life")["sandboxes"][0]["services"][0]
+        assert after["pid"] != before
+        assert after["state"] == "ready"
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+        assert proc.returncode == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

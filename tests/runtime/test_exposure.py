@@ -106,3 +106,14 @@ def test_redis_without_bind_fails_up_naming_the_bind_flag() -> None:
 def test_redis_bound_to_its_address_is_fine() -> None:
     out = _up_in_netns('redis-server --bind {address} --port {port} --save "" --appendonly no')
     assert out.get("started") is True, out
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_node_listening_on_a_port_alone_fails_up_naming_the_host_argument() -> None:
+    script = "require('net').createServer().listen(7000)"
+    out = _up_in_netns(f"node -e {json.dumps(script)}")
+    assert out["code"] == 4, out
+    assert ":7000/tcp, beyond loopback" in str(out["message"])
+    assert "server.listen(port, host)" in str(out["hint"])
+    assert out["left"] == []
