@@ -411,8 +411,8 @@ class Sandbox:
         for running in chosen:
             running.state = "starting"
             self._write_record(self._status)
-            if running.program is not None:
-                program = running.program
+            program = running.program
+            if program is not None:
                 await program.restart_now()
                 running.pid, running.pgid = program.pid, program.pgid
                 running.start_time = program.start_time
@@ -421,9 +421,12 @@ class Sandbox:
             self._write_record(self._status)
             result = await self._wait_ready(running)
             running.ready = result
-            running.state = "ready" if result.ok else "not ready"
-            if running.program is not None and result.ok:
-                running.program.state = "ready"
+            if program is not None and program.state != "starting":
+                running.state = program.state  # it exited again, or (a job) completed
+            elif result.ok:
+                running.state = "ready"
+                if program is not None:
+                    program.state = "ready"
             self._write_record(self._status)
             results[running.name] = result
         return results

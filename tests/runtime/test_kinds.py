@@ -162,3 +162,17 @@ async def test_a_program_probed_over_http_gets_an_http_url_everywhere(
     seen = json.loads(log.read_text().splitlines()[0].split(" ", 1)[1])
     assert seen == [sb.url("api"), sb.url("secure")]
     assert (await _status(sb))["by_name"]["api"]["url"] == sb.url("api")
+
+
+async def test_restarting_a_job_runs_it_again_and_it_shows_completed(
+    start_sandbox: StartSandbox, spare_loopback: Any, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    count = f"open({str(runs)!r}, 'a').write('x')"
+    sb = await start_sandbox(
+        _profile(str(spare_loopback(1)[0]), seed={"run": _py(count), "job": True})
+    )
+    results = await sb.restart(["seed"])
+    assert results["seed"].ok
+    assert runs.read_text() == "xx"
+    assert (await _status(sb))["by_name"]["seed"]["state"] == "completed"
