@@ -159,5 +159,5 @@ def main() -> None:
 
 # The command groups register themselves on `app` when imported, in the order `--help`
 # lists them.
-for _group in ("profiles", "diagnose", "lifecycle", "teach"):
+for _group in ("profiles", "diagnose", "lifecycle", "teach", "io"):
     importlib.import_module(f"sandbox.cli.{_group}")

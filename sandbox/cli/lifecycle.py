@@ -1,9 +1,10 @@
-"""Commands that start and stop sandboxes: `up` (foreground or -d), `status`, `logs`, `down`
-(and `version`, listed after them)."""
+"""Commands that start and stop sandboxes: `up` (foreground or -d), `status`, `logs`,
+`requests` (what stubs received), `down` (and `version`, listed after them)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from sandbox.output import lifecycle as view
 from sandbox.output.printer import Printer
 
 if TYPE_CHECKING:
+    from sandbox.io.container import Binder
     from sandbox.plan import OnConflict
     from sandbox.profile.models import Profile
 
@@ -51,6 +53,14 @@ def up(
         str | None, typer.Option("--name", help="Run under another name (default: the profile's).")
     ] = None,
     json_: JsonOpt = False,
+    container_listen: Annotated[
+        bool,
+        typer.Option(
+            "--container-listen",
+            help="Inside a container only: listen on the container's interface (see "
+            "docs/import-export.md). Refused elsewhere and with -d.",
+        ),
+    ] = False,
 ) -> None:
     """Bring a profile up: plan, bind every socket, start in order, probe until ready.
 
@@ -65,11 +75,12 @@ def up(
         timeout = parse_duration(wait_timeout)
     except ValueError as exc:
         raise UsageError(f"--wait-timeout: {exc}") from None
+    bind = container_mode(detach) if container_listen else None
     loaded = load(profile)
     strategy = conflict_strategy(on_conflict)
     out = printer()
     if not detach:
-        code = foreground(loaded, name, state_root(), strategy, timeout, out, json_)
+        code = foreground(loaded, name, state_root(), strategy, timeout, out, json_, bind)
         if code:
             raise typer.Exit(code)
         return
@@ -81,6 +92,21 @@ def up(
             out.json(status)
         else:
             view.detached(out, status)
+
+
+def container_mode(detach: bool) -> Binder:
+    """The binder of `--container-listen`; refused with -d and outside a container."""
+    from sandbox.io.container import container_binder
+
+    if detach:
+        raise UsageError(
+            "--container-listen runs in the foreground only (it is the container's main "
+            "process); it cannot be combined with -d.",
+            "Leave -d out: the container engine keeps the process running.",
+        )
+    # Where to look for the container markers: `/`, unless SANDBOX_CONTAINER_ROOT says
+    # otherwise (whoever can set it can set $container too, so it opens no way around).
+    return container_binder(root=Path(os.environ.get("SANDBOX_CONTAINER_ROOT", "/")))
 
 
 @contextlib.contextmanager
@@ -106,12 +132,13 @@ def foreground(
     wait_timeout: float,
     out: Printer,
     json_: bool,
+    bind: Binder | None = None,
 ) -> int:
     """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the code:
     0 after `down` from elsewhere, 130 after SIGINT, 128 + the signal's number otherwise."""
     import asyncio
 
-    return asyncio.run(_foreground(profile, name, root, strategy, wait_timeout, out, json_))
+    return asyncio.run(_foreground(profile, name, root, strategy, wait_timeout, out, json_, bind))
 
 
 async def _foreground(
@@ -122,9 +149,11 @@ async def _foreground(
     wait_timeout: float,
     out: Printer,
     json_: bool,
+    bind: Binder | None,
 ) -> int:
     import asyncio
 
+    from sandbox.net.sockets import bind_all
     from sandbox.runtime.events import Event
     from sandbox.runtime.sandbox import Sandbox
     from sandbox.runtime.state import StateDir
@@ -151,6 +180,8 @@ async def _foreground(
         wait_timeout=wait_timeout,
         emit=show,
         foreground=True,
+        # Container mode swaps how sockets are bound, nothing else.
+        bind=bind or bind_all,
     )
     loop = asyncio.get_running_loop()
 
@@ -242,6 +273,42 @@ def logs(
             out.service_line(svc, text)
     finally:
         lines.close()  # closes the log files now, not when the generator is collected
+
+
+@app.command()
+@command
+def requests(
+    name: Annotated[str, typer.Argument(help="The sandbox.")],
+    service: Annotated[str | None, typer.Argument(help="One stub (default: all).")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print JSON (with -f, one entry per line).")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing requests as they arrive.")
+    ] = False,
+    method: Annotated[str | None, typer.Option("--method", help="Only this method.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="Only this exact path.")] = None,
+) -> None:
+    """What a sandbox's stubs received, oldest first (-f follows until Ctrl-C)."""
+    from sandbox.output import requests as journal_view
+    from sandbox.runtime.requests_feed import requests_feed
+
+    out = printer()
+    feed = requests_feed(state_root(), name, service, method=method, path=path, follow=follow)
+    if not follow:
+        entries = list(feed)
+        if json_:
+            journal_view.requests_json(out, entries)
+        else:
+            journal_view.requests_table(out, entries)
+        return
+    if not json_:
+        journal_view.stream_header(out)
+    for entry in feed:
+        if json_:
+            journal_view.request_json_line(out, entry)
+        else:
+            journal_view.stream_row(out, entry)
 
 
 @app.command()

@@ -93,6 +93,8 @@ def statuses(out: Printer, found: Sequence[dict[str, Any]], name: str | None) ->
             f"supervisor pid {sandbox['supervisor_pid']}, up {sandbox['uptime_s']:.0f}s)"
         )
         services_table(out, sandbox["services"])
+        if sandbox.get("control") and state != "stale":
+            out.line(out.paint(f"control API {sandbox['control']}", "dim"))
         if state == "running" and not sandbox.get("ok", True):
             out.warn(
                 f"{sandbox['name']}: not every service is ready; `sandbox logs "

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -157,6 +158,56 @@ class Response(Strict):
         return self
 
 
+# -- what a stub remembers: its journal, scenario states and variables ---------------------
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|KB|MB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "KB": 1000, "MB": 1000**2}
+VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def parse_size(value: object) -> int:
+    """`64KiB`, `1MiB`, `500B` or a plain number of bytes -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (found := _SIZE.match(value)):
+        return int(found.group(1)) * _SIZE_UNITS[found.group(2)]
+    raise ValueError(f"{value!r} is not a size: write bytes like 65536, 64KiB or 1MiB")
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _SIZE.pattern}]}
+    ),
+]
+
+
+class JournalSpec(Strict):
+    """How much a stub remembers of what it received (the newest entries are kept)."""
+
+    max: int = Field(1000, ge=0, le=1_000_000, description="Entries kept; 0 keeps none.")
+    body_max: Size = Field(
+        64 * 1024, le=16 * 1024**2, description="Bytes of each body kept, e.g. 64KiB."
+    )
+
+
+class ScenarioStep(Strict):
+    """A route that belongs to a scenario: it answers only `when` the scenario is in that
+    state (any state if unset), and moves the scenario to `then` once it answered."""
+
+    name: str = Field(min_length=1, max_length=100)
+    when: str | None = Field(None, min_length=1, description="Required state; starts `Started`.")
+    then: str | None = Field(None, min_length=1, description="The state after this route answered.")
+
+
+def _check_vars(values: dict[str, Any]) -> dict[str, Any]:
+    for key in values:
+        if not re.fullmatch(VAR_NAME, key):
+            raise ValueError(f"{key!r} is not a variable name (letters, digits and _)")
+    return values
+
+
 class Route(Strict):
     """A route answers with exactly one of response, responses (in turn), proxy or fault."""
 
@@ -170,6 +221,17 @@ class Route(Strict):
         None, description="With proxy: remove this from the front of the path before forwarding."
     )
     fault: Fault | None = None
+    scenario: ScenarioStep | None = None
+    set_: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="set",
+        description="Service variables to set when this route answers; values may be templates.",
+    )
+
+    @field_validator("set_")
+    @classmethod
+    def _set_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_vars(value)
 
     @field_validator("method")
     @classmethod
@@ -264,6 +326,15 @@ class HttpService(ServiceBase):
 
     kind: Literal["http"]
     routes: list[Route] = Field(default_factory=list)
+    journal: JournalSpec = Field(default_factory=JournalSpec)
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Variables' values at start and after a reset."
+    )
+
+    @field_validator("vars")
+    @classmethod
+    def _var_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_vars(value)
 
 
 class TcpService(ServiceBase):
@@ -271,6 +342,7 @@ class TcpService(ServiceBase):
 
     kind: Literal["tcp"]
     tcp: TcpSpec = Field(default_factory=TcpSpec)
+    journal: JournalSpec = Field(default_factory=JournalSpec)
 
 
 class CommandService(ServiceBase):

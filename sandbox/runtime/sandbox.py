@@ -7,12 +7,13 @@ AsyncExitStack, and any failure unwinds what already started before the error is
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ from sandbox.runtime.events import (
 )
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
+from sandbox.runtime.stub_access import StubAccess
+from sandbox.runtime.stubs import StubRegistry, loopback_only
 from sandbox.services.context import Peer, ServiceContext, StubServer
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from sandbox.services.command import Program
 
 StopTrigger = Callable[[], Awaitable[object]]
+CONTROL = "(control API)"  # the control API's socket among the held ones
 
 
 @dataclass
@@ -103,8 +107,11 @@ class RunningService:
         )
 
 
-class Sandbox:
+class Sandbox(StubAccess):
     """A profile brought up on loopback; usable as `async with Sandbox(profile) as sb:`.
+
+    `sb.requests("api")`, `sb.verify("api", ...)` and `sb.reset()` (StubAccess) are called
+    from the sandbox's own event loop.
 
     With `state_root`, the sandbox is recorded there (and locked) so `sandbox status`,
     `logs` and `down` can find it; without it nothing is written to disk.
@@ -120,9 +127,9 @@ class Sandbox:
         wait_timeout: float = 30.0,
         emit: Emit = ignore,
         table_reader: Callable[[], SocketTable] = read_table,
-        history_limit: int = 1000,
         foreground: bool = True,
         bind: Callable[[Sequence[tuple[Any, int, str]]], list[socket.socket]] = bind_all,
+        control_address: str | None = "127.0.0.1",
     ) -> None:
         self.profile = profile
         # The one seam of container mode: sandbox.io.container's binder listens on the
@@ -132,8 +139,12 @@ class Sandbox:
         self.on_conflict = on_conflict
         self.wait_timeout = wait_timeout
         self.emit = emit
-        self.history_limit = history_limit
         self.foreground = foreground
+        # The stubs' journals and state, and the control API serving them (None: no API).
+        self.stubs = StubRegistry(self.name)
+        self.control_address = loopback_only(control_address) if control_address else None
+        self.control_url: str | None = None
+        self._journal_counter = itertools.count(1)
         self.services: dict[str, RunningService] = {}
         self.plan: Plan | None = None
         self.started_at: float | None = None
@@ -157,6 +168,9 @@ class Sandbox:
 
     def port(self, service: str) -> int:
         return self._get(service).port
+
+    def _ask(self, op: str, args: Mapping[str, Any]) -> Any:
+        return self.stubs.ask(op, args)
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -198,10 +212,14 @@ class Sandbox:
             sockets = self._bind(plan)
             for sock in sockets.values():
                 stack.callback(sock.close)
+            control_sock = sockets.pop(CONTROL, None)
             self._materialise(plan, sockets)
             stack.callback(self._close_logs)
+            if control_sock is not None:
+                await self._start_control(stack, control_sock)
             self._write_record("starting")
             await self._start_all(stack, t0)
+            self.stubs.reset()  # readiness probes are not what a test wants to verify
             self._write_record("running")
             self._stack = stack.pop_all()
 
@@ -245,7 +263,28 @@ class Sandbox:
         # for `port: auto`) until start_command closes it right before the program starts.
         wanted = [s for s in plan.services if not _portless(s)]
         held = self._bind_all([(s.address, s.port, s.name) for s in wanted])
-        return {s.name: sock for s, sock in zip(wanted, held, strict=True)}
+        sockets = {s.name: sock for s, sock in zip(wanted, held, strict=True)}
+        if self.control_address is not None:
+            # Bound with the rest (all or nothing), always on loopback: never through the
+            # container binder, whatever interface the services listen on.
+            try:
+                [sockets[CONTROL]] = bind_all([(self.control_address, 0, CONTROL)])
+            except BaseException:
+                for sock in held:
+                    sock.close()
+                raise
+        return sockets
+
+    async def _start_control(self, stack: AsyncExitStack, sock: socket.socket) -> None:
+        from sandbox.runtime.control import serve_control
+
+        try:
+            server = await serve_control(self.stubs, sock)
+        except BaseException:
+            sock.close()
+            raise
+        stack.push_async_callback(server.close)
+        self.control_url = server.url
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
         for planned in plan.services:
@@ -320,7 +359,7 @@ class Sandbox:
             profile_dir=Path(self.profile.source).parent if self.profile.source else None,
             peers=peers,
             log=log,
-            history_limit=self.history_limit,
+            counter=self._journal_counter,
         )
         spec = running.planned.spec
         if spec.kind == "command":
@@ -349,6 +388,7 @@ class Sandbox:
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
         running.server, running.ctx = server, ctx
+        self.stubs.add(server)
         running.pid = os.getpid()
         stack.push_async_callback(self._stopped, running, server.close)
 
@@ -445,6 +485,7 @@ class Sandbox:
             sock.close()
             raise
         server = running.server
+        self.stubs.add(server)  # the control API's journal and state follow the new server
         running.close = server.close
 
     async def _wait_ready(self, running: RunningService) -> ProbeResult:
@@ -489,7 +530,10 @@ class Sandbox:
             )
 
     def _environment(self, running: RunningService) -> dict[str, str]:
-        return service_environment(self.services.values(), running)
+        env = service_environment(self.services.values(), running)
+        if self.control_url is not None:
+            env.setdefault("SANDBOX_CONTROL_URL", self.control_url)
+        return env
 
     # -- logs and state -----------------------------------------------------------------
 
@@ -533,6 +577,7 @@ class Sandbox:
             status=status,  # type: ignore[arg-type]
             services=tuple(s.record() for s in self.services.values()),
             foreground=self.foreground,
+            control=self.control_url,
         )
         self._state.write(record)
 

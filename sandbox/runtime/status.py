@@ -112,6 +112,7 @@ class SandboxStatus:
             "started_at": self.record.started_at,
             "uptime_s": round(self.uptime, 1),
             "ok": self.ok,
+            "control": self.record.control,  # the control API's URL (journal, verify, reset)
             "services": [s.to_json() for s in self.services],
         }
 

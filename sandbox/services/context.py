@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sandbox.services.journal import Journal
+    from sandbox.services.scenarios import StubState
 
 
 def _discard(line: str) -> None:
@@ -33,28 +38,10 @@ class ServiceContext:
     profile_dir: Path | None  # folder of the profile file; `file:` responses are confined to it
     peers: Mapping[str, Peer]  # every service of the sandbox, itself included
     log: Callable[[str], None] = _discard  # one line, no newline
-    history_limit: int = 1000  # bound of the in-memory request history
+    # Numbers journal entries; one counter per sandbox, so entries of all services are ordered.
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     data_dir: Path | None = None  # a command's {data}: kept across runs
     tmp_dir: Path | None = None  # a command's {tmp}: removed when the sandbox goes down
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One HTTP request, or one TCP connection, as kept in a stub's bounded history.
-
-    For TCP, `method` is "TCP", `path` is the client's address:port, `status` is None and
-    `latency_ms` is how long the connection lasted.
-    """
-
-    time: float  # wall clock (time.time()) when the request or connection began
-    method: str
-    path: str
-    status: int | None  # None when a fault answered instead of a status
-    latency_ms: float
-    fault: str | None = None
-    peer: str = ""  # the client's address:port
-    bytes_in: int = 0
-    bytes_out: int = 0
 
 
 class StubServer(Protocol):
@@ -63,8 +50,17 @@ class StubServer(Protocol):
     name: str
 
     @property
-    def history(self) -> Sequence[RequestRecord]:
-        """The most recent requests (at most `ServiceContext.history_limit`), oldest first."""
+    def journal(self) -> Journal:
+        """What the stub received: the newest entries (at most `journal.max`), oldest first."""
+        ...
+
+    @property
+    def state(self) -> StubState | None:
+        """Its scenario states and variables (None for a stub that keeps none)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the journal; put scenario states and variables back to their start."""
         ...
 
     async def close(self) -> None:

@@ -6,25 +6,27 @@ import asyncio
 import json
 import logging
 import socket
-import time
-from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
-from sandbox.net.addresses import format_hostport
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService, Route
-from sandbox.services.context import RequestRecord, ServiceContext
+from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
+from sandbox.services.http_match import Router, route_name
+from sandbox.services.http_outcome import Outcome
 from sandbox.services.http_proxy import forward, session_context
-from sandbox.services.http_routes import Incoming, compile_routes, find, near_misses
-from sandbox.services.templates import StubConfigError
+from sandbox.services.http_routes import Incoming, compile_routes
+from sandbox.services.journal import Journal
+from sandbox.services.scenarios import Effects, StubState
+from sandbox.services.templates import RenderError
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
 SHUTDOWN_GRACE = 1.0
+PROBE_AGENT = "sandbox-probe"  # the User-Agent of the sandbox's own probes: not journalled
 
 
 def _default_routes(ctx: ServiceContext) -> list[Route]:
@@ -67,49 +69,17 @@ class _OneLineLogger(logging.Logger):
         self._ctx.log(f"[sandbox] {text}")
 
 
-class _Outcome:
-    """What happened to one request, for the log line and the history."""
-
-    def __init__(self, request: web.Request) -> None:
-        self.request = request
-        self.wall, self.started = time.time(), time.monotonic()
-        transport = request.transport
-        peername = transport.get_extra_info("peername") if transport is not None else None
-        self.peer = format_hostport(*peername[:2]) if peername else ""
-        self.status: int | None = None
-        self.fault: str | None = None
-        self.bytes_in = self.bytes_out = 0
-        self.finished = False
-
-    def ended(self, response: web.StreamResponse, fault: str | None) -> None:
-        self.finished = True
-        self.fault = fault
-        if fault is None:  # after a fault the response is a placeholder nobody receives
-            self.status = response.status
-            body = response.body if isinstance(response, web.Response) else None
-            self.bytes_out = len(body) if isinstance(body, bytes) else 0
-
-    def record(self) -> RequestRecord:
-        return RequestRecord(
-            time=self.wall,
-            method=self.request.method,
-            path=self.request.path_qs,
-            status=self.status,
-            latency_ms=(time.monotonic() - self.started) * 1000,
-            fault=self.fault,
-            peer=self.peer,
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
-        )
-
-
 class _Dispatcher:
     """The one aiohttp handler: tries the routes in profile order, logs and records."""
 
     def __init__(self, spec: HttpService, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
-        self.history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
+        self.router = Router(self.routes)
+        self.effects = [Effects.of(r.spec, r.where) for r in self.routes]
+        self.journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
+        scenarios = (r.spec.scenario.name for r in self.routes if r.spec.scenario)
+        self.state = StubState(spec.vars, scenarios)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
         for route in self.routes:
             target = route.spec.proxy
@@ -129,12 +99,12 @@ class _Dispatcher:
         self.released.set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer one request; log and record it however it ends, cancelled included."""
-        outcome = _Outcome(request)
+        """Answer one request; log and journal it however it ends, cancelled included."""
+        outcome = Outcome(request, self.journal)
         try:
             body = await request.read()
-            outcome.bytes_in = len(body)
-            response, fault = await self._answer(request, body)
+            outcome.received(body)
+            response, fault = await self._answer(request, body, outcome)
             outcome.ended(response, fault)
             return response
         except web.HTTPException as exc:  # e.g. a body over client_max_size
@@ -146,15 +116,21 @@ class _Dispatcher:
             outcome.ended(response, None)
             return response
         finally:
-            record = outcome.record()
-            shown = "-" if record.status is None else str(record.status)
-            extra = f" fault={record.fault}" if record.fault else ""
-            if not outcome.finished:
-                extra += " (cancelled: the client left or the server is closing)"
-            self.ctx.log(f"{record.method} {record.path} {shown} {record.latency_ms:.1f}ms{extra}")
-            self.history.append(record)
+            entry = outcome.entry()
+            if request.headers.get("User-Agent") != PROBE_AGENT:  # `sandbox status` probing
+                self.journal.add(entry)
+            self.ctx.log(outcome.log_line(entry))
 
-    async def _answer(self, request: web.Request, body: bytes) -> tuple[web.Response, str | None]:
+    def reset(self) -> None:
+        """Forget the journal, put scenarios and variables back, restart `responses` turns."""
+        self.journal.clear()
+        self.state.reset()
+        for route in self.routes:
+            route._turn = 0  # `responses` start again from the first
+
+    async def _answer(
+        self, request: web.Request, body: bytes, outcome: Outcome
+    ) -> tuple[web.Response, str | None]:
         text = body.decode("utf-8", "replace")
         req = Incoming(
             method=request.method,
@@ -164,17 +140,31 @@ class _Dispatcher:
             body=text,
             json=_parse_json(text),
         )
-        hit = find(self.routes, req)
+        hit = self.router.find(req, self.state)
         if hit is None:
+            misses = self.router.nearest(req, self.state)
+            outcome.miss = misses[0] if misses else None
             document = {
                 "error": "no route matched",
                 "method": req.method,
                 "path": request.path,
-                "closest": near_misses(self.routes, req),
+                "closest": [miss.to_json() for miss in misses],
             }
             return json_response(404, document), None
-        route, params = hit
+        index, route, params = hit
+        outcome.answered_by(index, route_name(route))
         spec = route.spec
+        variables = template_variables(req, params, self.ctx.peers)
+        try:
+            self.state.apply(self.effects[index], variables)
+        except RenderError as exc:
+            document = {
+                "error": "a `set` template failed",
+                "where": exc.where,
+                "detail": exc.detail,
+                "template": exc.source,
+            }
+            return json_response(500, document), None
         if spec.fault is not None:
             if request.transport is not None:
                 await inflict(spec.fault, request.transport, self.released.wait)
@@ -186,7 +176,7 @@ class _Dispatcher:
                 request, body, spec.proxy, peer, self.ctx.name, self.ctx.log, spec.strip_prefix
             )
             return answer, None
-        variables = template_variables(req, params, self.ctx.peers)
+        variables.update(self.state.template_view())
         return await build(route.next_answer(), variables, self.ctx.profile_dir), None
 
 
@@ -206,23 +196,31 @@ def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     return app
 
 
-def history_of(app: web.Application) -> Sequence[RequestRecord]:
-    """The bounded request history of an app made by `create_app`."""
-    return app[_DISPATCHER].history
+def journal_of(app: web.Application) -> Journal:
+    """The journal of an app made by `create_app`."""
+    return app[_DISPATCHER].journal
 
 
 class HttpStub:
     """A running HTTP stub (a StubServer)."""
 
-    def __init__(self, name: str, runner: web.AppRunner, history: Sequence[RequestRecord]) -> None:
+    def __init__(self, name: str, runner: web.AppRunner, dispatcher: _Dispatcher) -> None:
         self.name = name
         self._runner = runner
-        self._history = history
+        self._dispatcher = dispatcher
         self._closing: asyncio.Task[None] | None = None
 
     @property
-    def history(self) -> Sequence[RequestRecord]:
-        return self._history
+    def journal(self) -> Journal:
+        return self._dispatcher.journal
+
+    @property
+    def state(self) -> StubState:
+        return self._dispatcher.state
+
+    def reset(self) -> None:
+        """Forget the journal, put scenarios and variables back, restart `responses` turns."""
+        self._dispatcher.reset()
 
     async def close(self) -> None:
         """Stop listening (the socket is closed), drop hanging connections, finish or cancel
@@ -255,4 +253,4 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
         await runner.cleanup()
         raise
     ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
-    return HttpStub(ctx.name, runner, app[_DISPATCHER].history)
+    return HttpStub(ctx.name, runner, app[_DISPATCHER])

@@ -1,4 +1,4 @@
-"""HTTP stub routing: profile-order dispatch with `match` conditions, and 404 near misses."""
+"""HTTP stub routes compiled: path patterns, `match` conditions and answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import Any
 
 from multidict import MultiMapping
@@ -20,7 +19,6 @@ from sandbox.services.templates import Text, compile_json, compile_text
 _PARAM = re.compile(r"(\{[_a-zA-Z][^{}]*(?:\{[^{}]*\}[^{}]*)*\})")
 _PLAIN = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)\}")
 _WITH_RE = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*):(?P<re>.+)\}")
-CLOSE_ENOUGH = 0.6  # difflib ratio from which a route's path counts as a near miss
 
 
 @dataclass(frozen=True)
@@ -206,56 +204,3 @@ def compile_routes(routes: Sequence[Route], service: str) -> list[CompiledRoute]
             )
         )
     return compiled
-
-
-def find(
-    routes: Sequence[CompiledRoute], req: Incoming
-) -> tuple[CompiledRoute, dict[str, str]] | None:
-    """The first route, in profile order, that takes `req`, with its path parameters."""
-    for route in routes:
-        found = route.pattern.fullmatch(req.path)
-        if (
-            found
-            and route.accepts(req.method)
-            and (route.conditions is None or route.conditions.failure(req) is None)
-        ):
-            return route, {name: _unquote(value) for name, value in found.groupdict().items()}
-    return None
-
-
-def _prefix_in_the_way(route: CompiledRoute, path: str) -> str | None:
-    """The leading segments of `path` without which `route` would match it, if any: the
-    usual slip when a proxy forwards `/api/users/1` to a service whose route is `/users/{id}`."""
-    segments = path.split("/")
-    for cut in range(2, len(segments)):
-        if route.pattern.fullmatch("/" + "/".join(segments[cut:])):
-            return "/".join(segments[:cut])
-    return None
-
-
-def near_misses(
-    routes: Sequence[CompiledRoute], req: Incoming, limit: int = 3
-) -> list[dict[str, str]]:
-    """Routes that almost answered `req`, each with why it did not; closest first.
-
-    First the routes whose path matched (wrong method, or a failed `match` condition), in
-    profile order; then routes that would match without a leading part of the path; then
-    routes whose path is similar by difflib ratio, most similar first.
-    """
-    matched: list[dict[str, str]] = []
-    prefixed: list[dict[str, str]] = []
-    similar: list[tuple[float, dict[str, str]]] = []
-    for route in routes:
-        row = {"method": route.spec.method, "path": route.spec.path}
-        if route.pattern.fullmatch(req.path):
-            if not route.accepts(req.method):
-                wrong = f"method {req.method} does not match {row['method']}"
-                matched.append({**row, "why": wrong})
-            elif route.conditions is not None and (failed := route.conditions.failure(req)):
-                matched.append({**row, "why": failed})
-        elif route.accepts(req.method) and (prefix := _prefix_in_the_way(route, req.path)):
-            prefixed.append({**row, "why": f"the path would match without {prefix} in front"})
-        elif (ratio := SequenceMatcher(None, req.path, route.spec.path).ratio()) >= CLOSE_ENOUGH:
-            similar.append((ratio, {**row, "why": f"path differs ({ratio:.0%} similar)"}))
-    similar.sort(key=lambda pair: -pair[0])
-    return (matched + prefixed + [row for _, row in similar])[:limit]

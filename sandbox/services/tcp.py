@@ -7,14 +7,13 @@ import contextlib
 import re
 import socket
 import time
-from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sandbox.net.addresses import format_hostport
 from sandbox.profile.models import Fault, TcpService
-from sandbox.services.context import RequestRecord, ServiceContext
+from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
+from sandbox.services.journal import Entry, Journal
 
 READ_SIZE = 64 * 1024
 BUFFER_LIMIT = 64 * 1024  # unanswered bytes kept per connection (the newest ones)
@@ -44,6 +43,7 @@ def _preview(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class _Rule:
+    index: int  # in the profile's rules, for the journal
     expect: re.Pattern[bytes]
     send: bytes | None
     close: bool
@@ -52,43 +52,58 @@ class _Rule:
 
 
 class _Conn:
-    """One client connection's bookkeeping: counts, the fault that fired, log lines."""
+    """One client connection's bookkeeping: what came and went (capped for the journal),
+    the rules that answered, the fault that fired, log lines."""
 
     def __init__(self, peer: str, stub: TcpStub) -> None:
         self.peer = peer
         self.stub = stub
         self.bytes_in = self.bytes_out = 0
+        self.kept_in, self.kept_out = bytearray(), bytearray()
+        self.rules: list[int] = []
         self.fault: Fault | None = None
         self.wall, self.started = time.time(), time.monotonic()
 
     def received(self, data: bytes) -> None:
         self.bytes_in += len(data)
+        self._keep(self.kept_in, data)
         self.stub.log(f"{self.peer} -> {len(data)}B {_preview(data)}")
 
     async def send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
         await writer.drain()
         self.bytes_out += len(data)
+        self._keep(self.kept_out, data)
         self.stub.log(f"{self.peer} <- {len(data)}B {_preview(data)}")
 
-    def closed(self) -> RequestRecord:
-        """Log the end of the connection and return its history entry."""
+    def _keep(self, kept: bytearray, data: bytes) -> None:
+        room = self.stub.journal.body_max - len(kept)
+        if room > 0:
+            kept += data[:room]
+
+    def closed(self) -> Entry:
+        """Log the end of the connection and return its journal entry."""
         latency = (time.monotonic() - self.started) * 1000
         fault = f", fault={self.fault}" if self.fault else ""
         self.stub.log(
             f"{self.peer} closed after {latency:.1f}ms "
             f"(in {self.bytes_in}B, out {self.bytes_out}B{fault})"
         )
-        return RequestRecord(
+        journal = self.stub.journal
+        return Entry(
             time=self.wall,
+            client=self.peer,
             method="TCP",
-            path=self.peer,
-            status=None,
+            path="",
+            seq=journal.next_seq(),
+            service=journal.service,
+            body=bytes(self.kept_in),
+            body_size=self.bytes_in,
             latency_ms=latency,
             fault=self.fault,
-            peer=self.peer,
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
+            sent=bytes(self.kept_out),
+            sent_size=self.bytes_out,
+            rules=tuple(self.rules),
         )
 
     async def drain(self, reader: asyncio.StreamReader) -> None:
@@ -108,23 +123,32 @@ class TcpStub:
         self._banner = _payload(tcp.banner, tcp.banner_hex) or b""
         self._rules = [
             _Rule(
+                index=index,
                 expect=re.compile(to_bytes(rule.expect)),
                 send=_payload(rule.send, rule.send_hex),
                 close=rule.then == "close",
                 delay=rule.delay,
                 fault=rule.fault,
             )
-            for rule in tcp.rules
+            for index, rule in enumerate(tcp.rules)
         ]
-        self._history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
+        self._journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
 
     @property
-    def history(self) -> Sequence[RequestRecord]:
-        return self._history
+    def journal(self) -> Journal:
+        return self._journal
+
+    @property
+    def state(self) -> None:
+        return None  # TCP rules keep no scenarios or variables
+
+    def reset(self) -> None:
+        """Forget the journal."""
+        self._journal.clear()
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on `sock` (bound and listening); from now on close() closes it."""
@@ -175,7 +199,9 @@ class TcpStub:
         finally:
             writer.transport.abort()  # a no-op after a clean close; cuts a cancelled one
             del self._connections[task]
-            self._history.append(conn.closed())
+            entry = conn.closed()
+            if entry.body_size or entry.fault:  # a bare connect (a port probe) says nothing
+                self._journal.add(entry)
 
     async def _converse(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn
@@ -201,6 +227,7 @@ class TcpStub:
             while hit := self._first_rule(buffer, allow_empty=not answered):
                 rule, end = hit
                 answered = True
+                conn.rules.append(rule.index)
                 del buffer[:end]
                 if rule.delay:
                     await asyncio.sleep(rule.delay)
