@@ -180,7 +180,7 @@ def _collisions(profile: Profile) -> list[Problem]:
     for name, service in profile.services.items():
         # "auto" ports are picked by the kernel and "auto" addresses are drawn from the pool
         # later, distinct by construction: only two literals can collide.
-        if service.address == "auto" or service.port == "auto":
+        if service.address == "auto" or not isinstance(service.port, int):
             continue
         key = (service.address, service.port)
         first = taken.setdefault(key, name)

@@ -133,7 +133,9 @@ def _log_event(event: Event) -> None:
 
 async def _supervise(args: argparse.Namespace) -> int:
     from sandbox.profile.loader import load_profile
+    from sandbox.runtime.requests import serve_restarts
     from sandbox.runtime.sandbox import Sandbox
+    from sandbox.runtime.state import StateDir
 
     ready_fd: int = args.ready_fd
     ready: list[str] = []
@@ -170,6 +172,8 @@ async def _supervise(args: argparse.Namespace) -> int:
             emit=progress,
             foreground=False,
         )
+        # Before the start: a SIGUSR1 without a handler would end the supervisor.
+        serve_restarts(sandbox, StateDir(Path(args.state_root), sandbox.name))
         await sandbox.start()
     except SandboxError as exc:
         report({"ok": False, "error": error_to_json(exc)})

@@ -128,7 +128,7 @@ def _ports(
     used = {(hosts[n], s.port) for n, s in profile.services.items() if s.port != "auto"}
     ports: dict[str, int] = {}
     for name, spec in profile.services.items():
-        if spec.port != "auto":
+        if isinstance(spec.port, int):
             ports[name] = spec.port
             continue
         port = DEFAULT_PORT
