@@ -246,7 +246,8 @@ def status(
     """Every running sandbox and its services: ready, starting, exited (code or signal),
     restarting (n of max), gave up, completed (jobs), with a live probe of each.
 
-    Exit 0 when every service is ready (or completed), 5 when one is not.
+    Exit 0 when every service is ready (or completed), 5 when one is not, or when the
+    sandbox NAME is not running (so `until sandbox status NAME; do ...` waits for it).
     """
     import asyncio
 
@@ -258,7 +259,7 @@ def status(
         out.json({"sandboxes": found})
     else:
         view.statuses(out, found, name)
-    if any(not sandbox.get("ok", True) for sandbox in found):
+    if any(not sandbox.get("ok", True) for sandbox in found) or (name and not found):
         raise typer.Exit(int(ExitCode.NOT_READY))
 
 
