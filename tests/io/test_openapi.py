@@ -15,7 +15,7 @@ import pytest
 
 import sandbox
 from sandbox.errors import ExitCode, SourceError
-from sandbox.io.importers._common import MAX_SOURCE_BYTES
+from sandbox.io.importers._source import MAX_SOURCE_BYTES
 from sandbox.io.importers.openapi import import_openapi
 from sandbox.io.report import ImportResult
 from sandbox.io.write import profile_yaml
