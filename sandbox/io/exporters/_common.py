@@ -14,7 +14,7 @@ import yaml
 
 from sandbox._version import __version__
 from sandbox.errors import SandboxError, StrictError
-from sandbox.io.report import Loss, LossKind
+from sandbox.io.report import Loss, LossLog
 from sandbox.net.addresses import allocate, default_pool
 from sandbox.profile.models import CommandService, HttpService, Profile, Service
 
@@ -30,21 +30,11 @@ _LEFT = re.compile(r"\{\{[^}]*\bservices\b[^}]*\}\}")
 
 
 @dataclass
-class ExportResult:
+class ExportResult(LossLog):
     """The files an export wrote and everything that did not carry over exactly."""
 
     written: list[Path] = field(default_factory=list)
     losses: list[Loss] = field(default_factory=list)
-
-    def drop(self, location: str, what: str) -> None:
-        self.losses.append(Loss(location, LossKind.DROPPED, what))
-
-    def approximate(self, location: str, what: str) -> None:
-        self.losses.append(Loss(location, LossKind.APPROXIMATED, what))
-
-    @property
-    def lossless(self) -> bool:
-        return not self.losses
 
 
 @dataclass(frozen=True)
