@@ -16,6 +16,7 @@ from sandbox._version import __version__
 from sandbox.errors import SandboxError, StrictError
 from sandbox.io.report import Loss, LossLog
 from sandbox.net.addresses import allocate, default_pool
+from sandbox.profile.loader import load_profile
 from sandbox.profile.models import CommandService, HttpService, Profile, Service
 
 IMAGE = f"loopback-sandbox:{__version__}"
@@ -262,6 +263,21 @@ ENV container=oci
 ENTRYPOINT ["sandbox"]
 CMD ["up", "{PROFILE_DIR}/profile.yaml", "--container-listen"]
 """
+
+
+def begin_export(
+    profile_path: Path, out_dir: Path, *, strict: bool
+) -> tuple[Profile, ExportResult, list[Exported]]:
+    """Load and plan the export of a profile, and write the `Dockerfile` all its stubs run.
+
+    Raises ProfileNotFound / ProfileError for a profile that does not load, StrictError
+    (nothing written) when `strict` and anything does not carry over exactly.
+    """
+    profile = load_profile(str(profile_path))
+    result = ExportResult()
+    services = plan_export(profile, result, strict=strict)
+    write_text(out_dir / "Dockerfile", dockerfile(), result)
+    return profile, result, services
 
 
 def write_text(path: Path, text: str, result: ExportResult) -> None:
