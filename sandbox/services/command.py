@@ -31,11 +31,9 @@ from sandbox.proc.processes import (
 )
 from sandbox.proc.ref import ProcessRef
 from sandbox.profile.models import CommandService
+from sandbox.profile.placeholders import PEER, TOKEN  # the grammar `validate` checks
 from sandbox.services.context import ServiceContext
 
-# `{{port}}` is a literal `{port}`; `${port}` is left to the shell; `{port}` is filled in.
-_TOKEN = re.compile(r"\{(\{[A-Za-z_][A-Za-z0-9_.\-]*\})\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
-_ATTRS = ("address", "port", "url", "name")
 BACKOFF_FIRST = 0.2  # seconds before the first restart, doubled for each one after it
 BACKOFF_CAP = 5.0
 TAIL_SHOWN = 10  # lines of output quoted when a program exits before it is ready
@@ -47,9 +45,9 @@ ChangeHook = Callable[["Program"], None]
 
 
 def _values(ctx: ServiceContext) -> dict[str, str]:
-    values = {attr: str(getattr(ctx, attr)) for attr in _ATTRS}
+    values = {attr: str(getattr(ctx, attr)) for attr in PEER}
     for peer in ctx.peers.values():
-        for attr in _ATTRS:
+        for attr in PEER:
             values[f"services.{peer.name}.{attr}"] = str(getattr(peer, attr))
     values["python"] = sys.executable  # the interpreter sandbox runs on, for Python programs
     if ctx.data_dir is not None:
@@ -81,7 +79,7 @@ def fill(text: str, ctx: ServiceContext, where: str) -> str:
             )
         return values[key]
 
-    return _TOKEN.sub(one, text)
+    return TOKEN.sub(one, text)
 
 
 def render_command(run: str, ctx: ServiceContext, *, where: str = "") -> list[str]:
