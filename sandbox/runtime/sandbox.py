@@ -574,9 +574,11 @@ class Sandbox(StubAccess):
         from sandbox.runtime.exposure import exposed, exposure_error
 
         assert running.pid is not None
+        # The table first, the family after: a child forked between the two (nginx's worker,
+        # which may be the one the table names) is then in the family, never a stranger.
+        table = self._table_reader()
         family = {running.pid, *(ref.pid for ref in descendants(running.pid))}
         address = running.planned.address
-        table = self._table_reader()
         outside = exposed(table, family)
         if outside:
             raise exposure_error(running.name, running.argv, running.address, running.port, outside)

@@ -32,11 +32,17 @@ def _profile(address: str, **service: Any) -> dict[str, Any]:
                                                  "port": "auto", **service}}}  # fmt: skip
 
 
-async def _until(check: Callable[[], object], what: str, timeout: float = 10.0) -> float:
-    """Poll `check` until truthy; the seconds it took. Fails naming `what` at the deadline."""
+async def _until(
+    check: Callable[[], object],
+    what: str,
+    timeout: float = 10.0,
+    shown: Callable[[], str] = lambda: "",
+) -> float:
+    """Poll `check` until truthy; the seconds it took. Fails naming `what` at the deadline,
+    with what `shown` says then (the service log, say)."""
     t0 = time.monotonic()
     while not check():
-        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}{shown()}"
         await asyncio.sleep(0.01)
     return time.monotonic() - t0
 
@@ -159,5 +165,10 @@ async def test_nginx_master_killed_while_its_workers_live_on_is_noticed_and_rest
     took = await _until(lambda: "restart 1 of 3" in _log(sb), "the restart to be scheduled")
     assert took < NOTICED_WITHIN, f"the exit was noticed after {took:.2f} s"
     assert "[sandbox] the program was killed by SIGKILL" in _log(sb)
-    await _until(lambda: _recorded(sb)["state"] == "ready", "nginx ready again", timeout=15)
+    await _until(
+        lambda: _recorded(sb)["state"] == "ready",
+        "nginx ready again",
+        timeout=15,
+        shown=lambda: f"; state {_recorded(sb)}; log:\n{_log(sb)}",
+    )
     assert not any(is_alive(w) for w in workers), "the old workers were stopped before"
