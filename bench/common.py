@@ -52,10 +52,11 @@ class Row:
     higher_is_better: bool = False
     control: str | None = None  # the key of the row measuring the same thing bare, here
     note: str = ""
+    failed: str = ""  # why there is no figure (e.g. the case did not start)
 
     @property
     def median(self) -> float:
-        return statistics.median(self.values)
+        return statistics.median(self.values) if self.values else float("nan")
 
 
 def use_bytecode_cache() -> str:
