@@ -396,6 +396,13 @@ def up(
     name: Annotated[
         str | None, typer.Option("--name", help="Run under another name (default: the profile's).")
     ] = None,
+    no_request_log: Annotated[
+        bool,
+        typer.Option(
+            "--no-request-log",
+            help="No log line per request for any stub (also: SANDBOX_REQUEST_LOG=0).",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Bring a profile up: plan, bind every socket, start in order, probe until ready.
@@ -405,6 +412,7 @@ def up(
     """
     from sandbox.lifecycle import up_detached, up_foreground
     from sandbox.profile.models import parse_duration
+    from sandbox.runtime.supervisor import request_log_default
 
     try:
         timeout = parse_duration(wait_timeout)
@@ -412,10 +420,16 @@ def up(
         raise UsageError(f"--wait-timeout: {exc}") from None
     loaded = _load(profile)
     strategy = _on_conflict(on_conflict)
+    request_log = not no_request_log and request_log_default()
     out = printer()
     if detach:
         status = up_detached(
-            loaded, name=name, state_root=_state_root(), on_conflict=strategy, wait_timeout=timeout
+            loaded,
+            name=name,
+            state_root=_state_root(),
+            on_conflict=strategy,
+            wait_timeout=timeout,
+            request_log=request_log,
         )
         if json_:
             out.json(status)
@@ -431,6 +445,7 @@ def up(
         wait_timeout=timeout,
         out=out,
         json_=json_,
+        request_log=request_log,
     )
     if code:
         raise typer.Exit(code)

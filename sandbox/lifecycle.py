@@ -28,20 +28,26 @@ def up_detached(
     state_root: Path,
     on_conflict: OnConflict,
     wait_timeout: float,
+    request_log: bool = True,
 ) -> dict[str, Any]:
-    """Start a supervisor in its own session; return the sandbox's status once it is ready."""
+    """Start a supervisor in its own session; return the sandbox's status once it is ready
+    (as the supervisor's readiness probes found it: nothing is probed twice)."""
     from sandbox.runtime.supervisor import spawn
 
     if profile.source is None:
         raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
     sandbox_name = name or profile.name
-    spawn(
-        profile.source,
+    ready = spawn(
+        profile,
         name=sandbox_name,
         state_root=state_root,
         on_conflict=on_conflict,
         wait_timeout=wait_timeout,
+        request_log=request_log,
     )
+    found = ready.get("status")
+    if isinstance(found, dict):
+        return found
     status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
     if status is None:
         raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
@@ -57,10 +63,11 @@ def up_foreground(
     wait_timeout: float,
     out: Printer,
     json_: bool = False,
+    request_log: bool = True,
 ) -> int:
     """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the code."""
     return asyncio.run(
-        _foreground(profile, name, state_root, on_conflict, wait_timeout, out, json_)
+        _foreground(profile, name, state_root, on_conflict, wait_timeout, out, json_, request_log)
     )
 
 
@@ -72,6 +79,7 @@ async def _foreground(
     wait_timeout: float,
     out: Printer,
     json_: bool,
+    request_log: bool,
 ) -> int:
     from sandbox.runtime.orchestrator import Sandbox
 
@@ -94,6 +102,7 @@ async def _foreground(
         wait_timeout=wait_timeout,
         emit=show,
         foreground=True,
+        request_log=request_log,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -264,6 +264,7 @@ class HttpService(ServiceBase):
 
     kind: Literal["http"]
     routes: list[Route] = Field(default_factory=list)
+    log_requests: bool = Field(True, description="Write a line per request to the service's log.")
 
 
 class TcpService(ServiceBase):
@@ -271,6 +272,9 @@ class TcpService(ServiceBase):
 
     kind: Literal["tcp"]
     tcp: TcpSpec = Field(default_factory=TcpSpec)
+    log_requests: bool = Field(
+        True, description="Write a line per connection and per chunk to the service's log."
+    )
 
 
 class CommandService(ServiceBase):

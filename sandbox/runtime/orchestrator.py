@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from sandbox.errors import ConflictError, NotReadyError, SandboxError
 from sandbox.net.addresses import format_hostport, format_url
@@ -33,6 +33,7 @@ from sandbox.runtime.events import (
     ServiceStopped,
     ignore,
 )
+from sandbox.runtime.logwriter import LogWriter
 from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from sandbox.services.command import Program
 
 StopTrigger = Callable[[], Awaitable[object]]
+# Readiness probes in flight at once: a thousand at once on one loop starve the stubs that
+# must answer them (3000 stubs were "not ready within 10 s").
+PROBE_LIMIT = 64
 
 
 @dataclass
@@ -104,8 +108,14 @@ class Sandbox:
         table_reader: Callable[[], SocketTable] = read_table,
         history_limit: int = 1000,
         foreground: bool = True,
+        log_lines: bool = True,
+        request_log: bool = True,
     ) -> None:
+        """`log_lines=False`: no LogLine event per log line (the detached supervisor shows
+        none); `request_log=False`: no log line per request for any stub (see `log_requests`)."""
         self.profile = profile
+        self.log_lines = log_lines
+        self.request_log = request_log
         self.name = name or profile.name
         self.on_conflict = on_conflict
         self.wait_timeout = wait_timeout
@@ -118,7 +128,9 @@ class Sandbox:
         self._table_reader = table_reader
         self._state = StateDir(state_root, self.name) if state_root else None
         self._stack: AsyncExitStack | None = None
-        self._logs: dict[str, IO[str]] = {}
+        self._logs = LogWriter()
+        self._probe_gate = asyncio.Semaphore(PROBE_LIMIT)
+        self._stops: list[tuple[int, RunningService, Callable[[], Awaitable[None]]]] = []
         self.forced = False
         self._status = "starting"
 
@@ -176,6 +188,7 @@ class Sandbox:
             self._materialise(plan, sockets)
             stack.callback(self._close_logs)
             self._write_record("starting")
+            stack.push_async_callback(self._stop_services)
             await self._start_all(stack, t0)
             self._write_record("running")
             self._stack = stack.pop_all()
@@ -289,6 +302,7 @@ class Sandbox:
             peers=peers,
             log=log,
             history_limit=self.history_limit,
+            log_requests=self.request_log and getattr(running.planned.spec, "log_requests", True),
         )
         spec = running.planned.spec
         if spec.kind == "command":
@@ -302,7 +316,7 @@ class Sandbox:
                 held=running._sock,
                 on_restart=lambda program: self._restarted(running, program),
             )
-            stack.push_async_callback(self._stopped, running, program.close)
+            self._on_stop(running, program.close)
             running.pid, running.pgid = program.pid, program.pgid
             running.start_time = program.start_time
             running.give_up = program.exited
@@ -312,16 +326,34 @@ class Sandbox:
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
         running.pid = os.getpid()
-        stack.push_async_callback(self._stopped, running, server.close)
+        self._on_stop(running, server.close)
 
     def _restarted(self, running: RunningService, program: Program) -> None:
         running.pid, running.pgid = program.pid, program.pgid
         running.start_time, running.restarts = program.start_time, program.restarts
         self._write_record(self._status)
 
-    async def _stopped(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
-        await close()
-        self.emit(ServiceStopped(running.name))
+    def _on_stop(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
+        self._stops.append((self._level(running.name), running, close))
+
+    def _level(self, name: str) -> int:
+        """0 for a service without dependencies, else one more than its deepest dependency."""
+        deps = self.services[name].planned.spec.depends_on
+        return 1 + max(map(self._level, deps)) if deps else 0
+
+    async def _stop_services(self) -> None:
+        """Stop what started: the deepest dependents first, each level's services at once
+        (a thousand stubs stop in one round, not one after the other)."""
+        stops, self._stops = self._stops, []
+        for level in sorted({lvl for lvl, _, _ in stops}, reverse=True):
+            batch = [(running, close) for lvl, running, close in stops if lvl == level]
+            outcomes = await asyncio.gather(
+                *(close() for _, close in batch), return_exceptions=True
+            )
+            for (running, _), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                self.emit(ServiceStopped(running.name))
 
     async def _wait_ready(self, running: RunningService) -> ProbeResult:
         spec = running.planned.spec
@@ -329,14 +361,20 @@ class Sandbox:
         timeout = ready.timeout if ready is not None else self.wait_timeout
         address, port = running.address, running.port
 
+        async def gated(probe: Awaitable[ProbeResult]) -> ProbeResult:
+            async with self._probe_gate:
+                return await probe
+
         def probe() -> Awaitable[ProbeResult]:
             if running.log_ready is not None:
                 return _log_probe(running, running.log_ready)
             if ready is not None and ready.http is not None:
-                return probe_http(address, port, ready.http, expect_status=ready.status)
-            if spec.kind == "http" and (ready is None or not ready.tcp):
-                return probe_http(address, port, "/")
-            return probe_tcp(address, port)
+                return gated(probe_http(address, port, ready.http, expect_status=ready.status))
+            if spec.kind == "http" and running.pid != os.getpid() and not (ready and ready.tcp):
+                return gated(probe_http(address, port, "/"))
+            # An in-process stub serves on the socket this process bound and listens before
+            # serve() returns: one connect proves the listener, an HTTP exchange adds nothing.
+            return gated(probe_tcp(address, port))
 
         result = await wait_ready(
             probe, timeout=min(timeout, self.wait_timeout), give_up=running.give_up
@@ -369,41 +407,41 @@ class Sandbox:
     # -- logs and state -----------------------------------------------------------------
 
     def _logger(self, running: RunningService) -> Callable[[str], None]:
-        stream: IO[str] | None = None
+        write = None
         if running.log_path is not None:
-            running.log_path.parent.mkdir(parents=True, exist_ok=True)
-            stream = open(running.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-            self._logs[running.name] = stream
+            write = self._logs.open(running.name, running.log_path)
         name, emit = running.name, self.emit
+        if emit is ignore or not self.log_lines:  # nobody streams them: the file is all
+            return write if write is not None else _discard
 
         def log(line: str) -> None:
-            if stream is not None and not stream.closed:
-                stream.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            if write is not None:
+                write(line)
             emit(LogLine(name, line))
 
         return log
 
     def _close_logs(self) -> None:
-        for stream in self._logs.values():
-            stream.close()
-        self._logs.clear()
+        self._logs.close()
+
+    def record(self) -> SandboxRecord:
+        """What the state folder holds about this sandbox now."""
+        return SandboxRecord(
+            name=self.name,
+            profile=self.profile.name,
+            profile_path=self.profile.source,
+            supervisor=ref_for(os.getpid()),
+            started_at=self.started_at or time.time(),
+            status=self._status,  # type: ignore[arg-type]
+            services=tuple(s.record() for s in self.services.values()),
+            foreground=self.foreground,
+        )
 
     def _write_record(self, status: str) -> None:
         self._status = status
         if self._state is None:
             return
-        me = ref_for(os.getpid())
-        record = SandboxRecord(
-            name=self.name,
-            profile=self.profile.name,
-            profile_path=self.profile.source,
-            supervisor=me,
-            started_at=self.started_at or time.time(),
-            status=status,  # type: ignore[arg-type]
-            services=tuple(s.record() for s in self.services.values()),
-            foreground=self.foreground,
-        )
-        self._state.write(record)
+        self._state.write(self.record())
 
     def _get(self, service: str) -> RunningService:
         try:
@@ -413,6 +451,10 @@ class Sandbox:
             raise SandboxError(
                 f'sandbox "{self.name}" has no service "{service}" (services: {known}).'
             ) from None
+
+
+def _discard(line: str) -> None:
+    """Where a line goes when there is neither a log file nor a listener."""
 
 
 def env_name(service: str) -> str:

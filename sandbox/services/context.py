@@ -34,6 +34,7 @@ class ServiceContext:
     peers: Mapping[str, Peer]  # every service of the sandbox, itself included
     log: Callable[[str], None] = _discard  # one line, no newline
     history_limit: int = 1000  # bound of the in-memory request history
+    log_requests: bool = True  # a log line per request (per connection for tcp)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""HTTP stubs: an aiohttp app that walks the profile's routes, served on a held socket."""
+"""HTTP stubs: one aiohttp handler that walks the profile's routes, served on a held socket."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import socket
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from sandbox.net.addresses import format_hostport
@@ -17,8 +18,9 @@ from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import RequestRecord, ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
-from sandbox.services.http_proxy import forward, session_context
+from sandbox.services.http_proxy import forward, new_session
 from sandbox.services.http_routes import Incoming, compile_routes, find, near_misses
+from sandbox.services.http_server import LightSite
 from sandbox.services.templates import StubConfigError
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
@@ -51,7 +53,7 @@ def _parse_json(text: str) -> Any:
 class _Outcome:
     """What happened to one request, for the log line and the history."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.BaseRequest) -> None:
         self.request = request
         self.wall, self.started = time.time(), time.monotonic()
         transport = request.transport
@@ -92,6 +94,7 @@ class _Dispatcher:
         self.routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
         self.history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
+        self.session: aiohttp.ClientSession | None = None  # for proxy routes
         for route in self.routes:
             target = route.spec.proxy
             if target is not None and target not in ctx.peers:
@@ -109,7 +112,20 @@ class _Dispatcher:
         """on_shutdown hook: hanging connections are dropped now, not after the grace."""
         self.released.set()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def session_context(self, app: web.Application) -> AsyncIterator[None]:
+        """cleanup_ctx entry of an app: the proxy session, closed on cleanup."""
+        self.session = new_session()
+        try:
+            yield
+        finally:
+            await self.close_session()
+
+    async def close_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            await session.close()
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request; log and record it however it ends, cancelled included."""
         outcome = _Outcome(request)
         try:
@@ -128,14 +144,18 @@ class _Dispatcher:
             return response
         finally:
             record = outcome.record()
-            shown = "-" if record.status is None else str(record.status)
-            extra = f" fault={record.fault}" if record.fault else ""
-            if not outcome.finished:
-                extra += " (cancelled: the client left or the server is closing)"
-            self.ctx.log(f"{record.method} {record.path} {shown} {record.latency_ms:.1f}ms{extra}")
+            if self.ctx.log_requests:
+                shown = "-" if record.status is None else str(record.status)
+                extra = f" fault={record.fault}" if record.fault else ""
+                if not outcome.finished:
+                    extra += " (cancelled: the client left or the server is closing)"
+                line = f"{record.method} {record.path} {shown} {record.latency_ms:.1f}ms{extra}"
+                self.ctx.log(line)
             self.history.append(record)
 
-    async def _answer(self, request: web.Request, body: bytes) -> tuple[web.Response, str | None]:
+    async def _answer(
+        self, request: web.BaseRequest, body: bytes
+    ) -> tuple[web.Response, str | None]:
         text = body.decode("utf-8", "replace")
         req = Incoming(
             method=request.method,
@@ -162,9 +182,17 @@ class _Dispatcher:
             # The connection is gone: aiohttp's write of this placeholder fails quietly.
             return web.Response(status=500), spec.fault
         if spec.proxy is not None:
-            peer = self.ctx.peers[spec.proxy]
+            peer, session = self.ctx.peers[spec.proxy], self.session
+            assert session is not None  # opened with the app or by serve_http
             answer = await forward(
-                request, body, spec.proxy, peer, self.ctx.name, self.ctx.log, spec.strip_prefix
+                request,
+                body,
+                spec.proxy,
+                peer,
+                self.ctx.name,
+                self.ctx.log,
+                spec.strip_prefix,
+                session=session,
             )
             return answer, None
         variables = template_variables(req, params, self.ctx.peers)
@@ -183,7 +211,7 @@ def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     app.on_shutdown.append(dispatcher.release)
     if dispatcher.proxies:
-        app.cleanup_ctx.append(session_context)
+        app.cleanup_ctx.append(dispatcher.session_context)
     return app
 
 
@@ -195,11 +223,12 @@ def history_of(app: web.Application) -> Sequence[RequestRecord]:
 class HttpStub:
     """A running HTTP stub (a StubServer)."""
 
-    def __init__(self, name: str, runner: web.AppRunner, history: Sequence[RequestRecord]) -> None:
+    def __init__(
+        self, name: str, close: Callable[[], Awaitable[None]], history: Sequence[RequestRecord]
+    ) -> None:
         self.name = name
-        self._runner = runner
+        self._close = close
         self._history = history
-        self._closing: asyncio.Task[None] | None = None
 
     @property
     def history(self) -> Sequence[RequestRecord]:
@@ -208,9 +237,7 @@ class HttpStub:
     async def close(self) -> None:
         """Stop listening (the socket is closed), drop hanging connections, finish or cancel
         in-flight requests within SHUTDOWN_GRACE, close the proxy session. Idempotent."""
-        if self._closing is None:
-            self._closing = asyncio.create_task(self._runner.cleanup())
-        await asyncio.shield(self._closing)
+        await self._close()
 
 
 async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext) -> HttpStub:
@@ -219,20 +246,22 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     Raises StubConfigError for a bad route; on any failure the socket stays open and
     remains the caller's to close.
     """
-    app = create_app(spec, ctx)
-    runner = web.AppRunner(
-        app,
-        access_log=None,  # every request is logged through ctx.log instead
-        handle_signals=False,
-        handler_cancellation=True,  # a client that leaves cancels its delayed or hanging request
-        shutdown_timeout=SHUTDOWN_GRACE,
+    dispatcher = _Dispatcher(spec, ctx)
+    if dispatcher.proxies:
+        dispatcher.session = new_session()
+    # No Application or AppRunner per stub: aiohttp's low-level server on the held socket,
+    # a fifth of the cost to start (bench/RESULTS.md, the N-scaling curve).
+    site = LightSite(
+        dispatcher.handle,
+        sock,
+        grace=SHUTDOWN_GRACE,
+        on_shutdown=dispatcher.released.set,
+        on_cleanup=dispatcher.close_session,
     )
-    await runner.setup()
     try:
-        # A backlog of SOMAXCONN: asyncio calls listen() again and must not shrink the queue.
-        await web.SockSite(runner, sock, backlog=socket.SOMAXCONN).start()
+        await site.start()
     except BaseException:
-        await runner.cleanup()
+        await dispatcher.close_session()
         raise
     ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
-    return HttpStub(ctx.name, runner, app[_DISPATCHER].history)
+    return HttpStub(ctx.name, site.close, dispatcher.history)

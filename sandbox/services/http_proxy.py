@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -13,7 +13,6 @@ from yarl import URL
 from sandbox.services.context import Peer
 from sandbox.services.http_answers import json_response
 
-SESSION = web.AppKey("sandbox_proxy_session", aiohttp.ClientSession)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 HOP_BY_HOP = frozenset(
@@ -51,15 +50,13 @@ def _without(headers: MultiMapping[str], dropped: frozenset[str]) -> CIMultiDict
     )
 
 
-async def session_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx entry: one client session per app, closed on cleanup."""
+def new_session() -> aiohttp.ClientSession:
+    """The client session of one proxying stub (call it on the running loop; close it)."""
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
     )
     # trust_env=False: an HTTP_PROXY in the environment must never send loopback traffic away.
-    async with aiohttp.ClientSession(timeout=timeout, trust_env=False, auto_decompress=True) as s:
-        app[SESSION] = s
-        yield
+    return aiohttp.ClientSession(timeout=timeout, trust_env=False, auto_decompress=True)
 
 
 def _via_token(service: str) -> str:
@@ -80,13 +77,15 @@ def _problem(exc: BaseException) -> str:
 
 
 async def forward(
-    request: web.Request,
+    request: web.BaseRequest,
     body: bytes,
     target: str,
     peer: Peer,
     me: str,
     log: Callable[[str], None],
     strip_prefix: str | None = None,
+    *,
+    session: aiohttp.ClientSession,
 ) -> web.Response:
     """Relay `request` (its body already read) to `peer`; 502/508 JSON when that fails.
 
@@ -118,7 +117,7 @@ async def forward(
     headers["X-Forwarded-Host"] = request.host
     headers["X-Forwarded-Proto"] = request.scheme
     try:
-        async with request.app[SESSION].request(
+        async with session.request(
             request.method,
             url,
             headers=headers,
