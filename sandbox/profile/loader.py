@@ -53,8 +53,18 @@ def load_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None =
     return _load_file(find_profile(ref, search=search))
 
 
+# libyaml's parser, when PyYAML was built with it: about 5x faster on a large profile.
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
     """Load a profile from YAML text; `source` names it in messages. Raises ProfileError."""
+    if _FAST_LOADER is not None:
+        try:
+            data, tree = _parse(text, source, _FAST_LOADER)
+            return _validate(data, tree, source)
+        except ProfileError:
+            pass  # every problem is reported as the pure-Python loader words and places it
     data, tree = _parse(text, source)
     return _validate(data, tree, source)
 
@@ -272,10 +282,12 @@ class _Tree:
         return self.values[path]
 
 
-def _parse(text: str, source: str) -> tuple[Any, _Tree]:
+def _parse(
+    text: str, source: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
+) -> tuple[Any, _Tree]:
     loader = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = loader_class(text)
         node = loader.get_single_node()
         if node is None:
             need = "a profile needs at least `name:` and `services:`"

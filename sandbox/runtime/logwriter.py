@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-FLUSH_EVERY = 0.2  # seconds a line may wait in the buffer before `sandbox logs` can see it
+FLUSH_EVERY = 0.05  # seconds a line may wait in the buffer before `sandbox logs` can see it
 _BUFFER = 64 * 1024
 
 

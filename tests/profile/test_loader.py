@@ -19,7 +19,7 @@ from sandbox.profile.loader import (
     profile_dirs,
 )
 
-SERVICE_KEYS = "description, address, port, depends_on, ready, env, kind, routes"
+SERVICE_KEYS = "description, address, port, depends_on, ready, env, kind, routes, log_requests"
 
 
 def problems(text: str, source: str = "p.yaml") -> list[str]:

@@ -9,11 +9,15 @@ from pathlib import Path
 from sandbox.runtime.logwriter import LogWriter
 
 
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
 async def _wait_for(path: Path, text: str, deadline: float) -> str:
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
     while True:
-        content = path.read_text(encoding="utf-8") if path.exists() else ""
+        content = await asyncio.to_thread(_read, path)
         if text in content or loop.time() > end:
             return content
         await asyncio.sleep(0.01)
