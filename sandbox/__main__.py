@@ -1,5 +1,5 @@
 """`python -m sandbox` runs the command line."""
 
-from sandbox.cli import main
+from sandbox.quick import main
 
 main()

@@ -512,30 +512,11 @@ def down(
 
     Exit 0 when everything is gone, 6 when something survived.
     """
-    from sandbox.lifecycle import down_many
+    from sandbox.quick import down_command
 
-    if (name is None) == (not all_):
-        raise UsageError(
-            "name a sandbox, or pass --all (not both).", "`sandbox status` lists them."
-        )
-    reports = asyncio.run(down_many(_state_root(), None if all_ else name, grace=grace))
-    out = printer()
-    if json_:
-        out.json({"sandboxes": [r.to_json() for r in reports]})
-    else:
-        if not reports:
-            out.line(f'sandbox "{name}" is not running.' if name else "No sandbox is running.")
-        for report in reports:
-            if report.clean:
-                out.ok(
-                    f"{report.name}: stopped {len(report.stopped)} services; every port refuses "
-                    f"connections ({report.seconds:.2f}s)"
-                )
-            else:
-                for survivor in report.survivors:
-                    out.warn(f"{report.name}: {survivor}")
-    if any(not r.clean for r in reports):
-        raise typer.Exit(int(ExitCode.TEARDOWN_INCOMPLETE))
+    code = down_command(name, all_, grace, json_, printer())
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

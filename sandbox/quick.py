@@ -1,0 +1,133 @@
+"""The `sandbox` entry point: `--help` and `down` answered without loading typer, the rest by it.
+
+typer takes about 60 ms to import here, and loads pydantic to run any command: more than
+`sandbox --help` may take in all, and a tax on every `down`. `sandbox --help` prints the
+text typer would (kept in sandbox/help_text.py, checked against typer by the tests);
+`sandbox down NAME|--all [--grace S] [--json]` runs the same function as the typer command.
+Anything else, or anything these two do not recognise, goes to typer, which also words
+every usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING
+
+from sandbox.errors import ExitCode, SandboxError, UsageError
+
+if TYPE_CHECKING:
+    from sandbox.output import Printer
+
+_HELP_WIDTH = 80  # click wraps help at min(terminal width, 80): the same text from 80 up
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args == ["--help"] and _print_help():
+        return
+    if args[:1] == ["down"]:
+        parsed = _parse_down(args[1:])
+        if parsed is not None:
+            sys.exit(run_down(*parsed))
+    from sandbox.cli import main as typer_main
+
+    typer_main()
+
+
+def _prog() -> str:
+    # How click names the program in "Usage:": the script's name, or `python -m sandbox`.
+    main_module = sys.modules.get("__main__")
+    if getattr(main_module, "__package__", None) in (None, ""):
+        return os.path.basename(sys.argv[0])
+    return "python -m sandbox"
+
+
+def _print_help() -> bool:
+    if shutil.get_terminal_size().columns < _HELP_WIDTH:
+        return False
+    from sandbox.help_text import MAIN_HELP
+
+    sys.stdout.write(MAIN_HELP.replace("{prog}", _prog(), 1))
+    sys.stdout.flush()
+    return True
+
+
+def _parse_down(args: list[str]) -> tuple[str | None, bool, float, bool] | None:
+    """(name, all, grace, json) for a plain `down` command line; None for anything else."""
+    name: str | None = None
+    all_ = json_ = False
+    grace = 5.0
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--all":
+            all_ = True
+        elif arg == "--json":
+            json_ = True
+        elif arg == "--grace" or arg.startswith("--grace="):
+            value = arg.partition("=")[2] if "=" in arg else (rest.pop(0) if rest else "")
+            try:
+                grace = float(value)
+            except ValueError:
+                return None
+        elif not arg.startswith("-") and name is None:
+            name = arg
+        else:
+            return None
+    return name, all_, grace, json_
+
+
+def run_down(name: str | None, all_: bool, grace: float, json_: bool) -> int:
+    """`sandbox down`: stop one recorded sandbox or all, print the outcome; the exit code."""
+    from sandbox.output import Printer
+
+    out = Printer()
+    try:
+        return down_command(name, all_, grace, json_, out)
+    except SandboxError as exc:
+        out.error(exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        out.note("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        out.error(
+            SandboxError(
+                f"unexpected error: {type(exc).__name__}: {exc}",
+                "Run again with --debug for the traceback, and report it if it repeats.",
+            )
+        )
+        return int(ExitCode.UNEXPECTED)
+
+
+def down_command(name: str | None, all_: bool, grace: float, json_: bool, out: Printer) -> int:
+    """The work of `sandbox down` and what it prints; the exit code. Raises SandboxError."""
+    import asyncio
+
+    from sandbox.lifecycle import down_many
+    from sandbox.runtime.state import state_root
+
+    if (name is None) == (not all_):
+        raise UsageError(
+            "name a sandbox, or pass --all (not both).", "`sandbox status` lists them."
+        )
+    reports = asyncio.run(down_many(state_root(), None if all_ else name, grace=grace))
+    if json_:
+        out.json({"sandboxes": [r.to_json() for r in reports]})
+    else:
+        if not reports:
+            out.line(f'sandbox "{name}" is not running.' if name else "No sandbox is running.")
+        for report in reports:
+            if report.clean:
+                out.ok(
+                    f"{report.name}: stopped {len(report.stopped)} services; every port refuses "
+                    f"connections ({report.seconds:.2f}s)"
+                )
+            else:
+                for survivor in report.survivors:
+                    out.warn(f"{report.name}: {survivor}")
+    if any(not r.clean for r in reports):
+        return int(ExitCode.TEARDOWN_INCOMPLETE)
+    return 0
