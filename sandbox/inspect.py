@@ -32,8 +32,14 @@ async def probe_targets(
             jobs.append(_job(target, address, port, label, timeout))
     results = await probe_all(jobs)
     if any(r.state is ProbeState.REFUSED for r in results):
-        table = read_table(protocols=("tcp",))
-        results = [explain_refused(r, table) for r in results]
+        # Grouped by port once: a thousand refusals must not each scan the whole table.
+        by_port: dict[int, list[Listener]] = {}
+        for listener in read_table(protocols=("tcp",)):
+            by_port.setdefault(listener.port, []).append(listener)
+        results = [
+            explain_refused(r, by_port.get(r.port, [])) if r.port is not None else r
+            for r in results
+        ]
     return results
 
 
