@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox.errors import ExitCode, SandboxError, UsageError
 from sandbox.output import Printer
 from sandbox.runtime.events import Event, LogLine, ServiceNotReady, ServiceReady
-from sandbox.runtime.state import StateDir, list_sandboxes
+from sandbox.runtime.state import STUBS_LOG, StateDir, list_sandboxes
 from sandbox.runtime.status import sandbox_status
 from sandbox.runtime.teardown import DownReport, down
 
@@ -175,27 +175,69 @@ def read_logs(
             f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
         )
     chosen = [service] if service else names
-    handles = {}
+    paths = {s.name: Path(s.log) if s.log else state.log_path(s.name) for s in record.services}
+    files: dict[Path, _LogFile] = {}
     for svc in chosen:
-        path = state.log_path(svc)
-        if not path.exists():
-            continue
-        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
-        handles[svc] = handle
-        lines = handle.read().splitlines()
-        for line in lines[-tail:] if tail > 0 else []:
-            yield svc, line
+        path = paths[svc]
+        if path not in files and path.exists():
+            files[path] = _LogFile(path, shared=path.name == STUBS_LOG)
     try:
-        while follow and handles:
+        # The last `tail` lines of each service, service after service.
+        for svc in chosen:
+            log = files.get(paths[svc])
+            if log is not None:
+                lines = log.backlog(svc)
+                for line in lines[-tail:] if tail > 0 else []:
+                    yield svc, line
+        wanted = set(chosen)
+        while follow and files:
             quiet = True
-            for svc, handle in handles.items():
-                for line in handle.readlines():
-                    quiet = False
-                    yield svc, line.rstrip("\n")
+            for log in files.values():
+                for svc, line in log.new_lines():
+                    if svc in wanted:
+                        quiet = False
+                        yield svc, line
             if quiet:
                 if state.read() is None:
                     return
                 time.sleep(0.2)  # polling a file for new lines; not a readiness signal
     finally:
-        for handle in handles.values():
-            handle.close()
+        for log in files.values():
+            log.close()
+
+
+class _LogFile:
+    """One open log: a service's own, or the stubs' shared one whose lines carry the name
+    after the time stamp (`12:00:01 api GET / 200 0.3ms`), which `sandbox logs` removes."""
+
+    def __init__(self, path: Path, *, shared: bool) -> None:
+        self.shared = shared
+        self.service = "" if shared else path.stem
+        self.handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._read: dict[str, list[str]] | None = None
+        self._last = ""  # the service of the previous line of a shared file
+
+    def _split(self, line: str) -> tuple[str, str]:
+        if not self.shared:
+            return self.service, line
+        stamp, _, rest = line.partition(" ")
+        name, _, text = rest.partition(" ")
+        if name and name[0].isalpha():
+            self._last = name
+            return name, f"{stamp} {text}"
+        return self._last, line  # a continuation of the line before (a line break in it)
+
+    def backlog(self, service: str) -> list[str]:
+        """Every line of `service` so far (the file is read once for all its services)."""
+        if self._read is None:
+            self._read = {}
+            for line in self.handle.read().splitlines():
+                svc, text = self._split(line)
+                self._read.setdefault(svc, []).append(text)
+        return self._read.get(service if self.shared else self.service, [])
+
+    def new_lines(self) -> list[tuple[str, str]]:
+        return [self._split(line.rstrip("\n")) for line in self.handle.readlines()]
+
+    def close(self) -> None:
+        self.handle.close()

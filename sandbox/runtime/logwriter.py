@@ -1,53 +1,100 @@
-"""One buffered writer for every service log of a sandbox, flushed on a short timer and at close.
+"""One buffered writer for every service log of a sandbox: lines batched, files written by a
+worker thread, flushed on a short timer and at close; stubs share one file.
 
 A line-buffered file per service cost one write() system call and one `strftime` per
-request (about a quarter of a stub's CPU per request, bench/RESULTS.md). Here lines go to
-each file's buffer with a time stamp formatted once per second, and every file with
-unflushed lines is flushed FLUSH_EVERY seconds after its first unflushed line, so
-`sandbox logs -f` sees a line at most that late; `close()` flushes everything.
+request (about a quarter of a stub's CPU per request, bench/RESULTS.md), and creating a
+file can take a millisecond on a busy disk: three seconds for 3000 stubs if the event loop
+did it. Here the loop only appends to a list (the time stamp formatted once per second);
+in-process stubs share one file, each line tagged with the service's name (`sandbox logs`
+picks a service's lines out of it); a single worker thread creates each file as soon as it
+is known and writes the batches, in order, FLUSH_EVERY seconds after a log's first
+pending line, so `sandbox logs -f` sees a line at most about that late. `drained()`
+waits until everything logged so far is on disk; `close()` writes it all and closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
 
-FLUSH_EVERY = 0.05  # seconds a line may wait in the buffer before `sandbox logs` can see it
-_BUFFER = 64 * 1024
+FLUSH_EVERY = 0.05  # seconds a line may wait before `sandbox logs` can see it
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
 class LogWriter:
-    """Opens service logs, stamps and buffers their lines, flushes them in batches."""
+    """Opens service logs, stamps and batches their lines, writes them from one thread."""
 
     def __init__(self, flush_every: float = FLUSH_EVERY) -> None:
         self.flush_every = flush_every
-        self._files: dict[str, IO[str]] = {}
-        self._dirty: set[IO[str]] = set()
+        self._worker: ThreadPoolExecutor | None = None
+        self._fds: dict[Path, int] = {}  # touched by the worker thread only (and by close)
+        self._pending: dict[Path, list[str]] = {}  # touched by the caller's thread only
+        self._known: set[Path] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
         self._second = -1
         self._stamp = ""
 
-    def open(self, name: str, path: Path) -> Callable[[str], None]:
-        """A function that appends one line (without newline) to `path`, time-stamped."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(path, "a", encoding="utf-8", buffering=_BUFFER)  # noqa: SIM115
-        self._files[name] = stream
+    def _submit(self, job: Callable[[], None]) -> None:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-logs")
+        self._worker.submit(job)
+
+    def open(self, path: Path, tag: str | None = None) -> Callable[[str], None]:
+        """A function that appends one line (without newline) to `path`, time-stamped, and
+        after the stamp `tag` if given (for a file several services share).
+
+        The file is created in the background, at once.
+        """
+        if path not in self._known:
+            self._known.add(path)
+            self._submit(lambda: self._create(path))
+        pending = self._pending
+        prefix = f" {tag} " if tag else " "
 
         def write(line: str) -> None:
-            if stream.closed:
+            if self._closed:
                 return
             now = int(time.time())
             if now != self._second:
                 self._second, self._stamp = now, time.strftime("%H:%M:%S", time.localtime(now))
-            stream.write(f"{self._stamp} {line}\n")
-            if stream not in self._dirty:
-                self._dirty.add(stream)
+            lines = pending.get(path)
+            if lines is None:
+                pending[path] = [f"{self._stamp}{prefix}{line}\n"]
                 self._schedule()
+            else:
+                lines.append(f"{self._stamp}{prefix}{line}\n")
 
         return write
+
+    def _create(self, path: Path) -> None:
+        self._fd(path)
+
+    def _fd(self, path: Path) -> int | None:
+        """The open file `path`, created on first use (worker thread); None if it cannot be."""
+        fd = self._fds.get(path)
+        if fd is None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = self._fds[path] = os.open(path, _FLAGS, 0o600)
+            except OSError:
+                return None
+        return fd
+
+    def _write(self, batch: dict[Path, list[str]]) -> None:
+        # A log that cannot be written loses its lines rather than stopping the stub.
+        for path, lines in batch.items():
+            fd = self._fd(path)
+            data = "".join(lines).encode("utf-8", "replace")
+            try:
+                while fd is not None and data:
+                    data = data[os.write(fd, data) :]
+            except OSError:
+                continue
 
     def _schedule(self) -> None:
         if self._timer is not None:
@@ -55,7 +102,7 @@ class LogWriter:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a line logged outside one): write it through now
-            self.flush()
+            self.flush(wait=True)
             return
         self._timer = loop.call_later(self.flush_every, self._tick)
 
@@ -63,19 +110,31 @@ class LogWriter:
         self._timer = None
         self.flush()
 
-    def flush(self) -> None:
-        """Write every buffered line to its file now."""
-        dirty, self._dirty = self._dirty, set()
-        for stream in dirty:
-            if not stream.closed:
-                stream.flush()
+    def flush(self, *, wait: bool = False) -> None:
+        """Hand every pending line to the worker; with `wait`, until it has written them."""
+        batch = dict(self._pending)
+        self._pending.clear()  # the same dict: every write() function holds it
+        if batch:
+            self._submit(lambda: self._write(batch))
+        if wait and self._worker is not None:
+            self._worker.submit(lambda: None).result()
+
+    async def drained(self) -> None:
+        """Wait until every log is created and every line logged so far is written."""
+        self.flush()
+        if self._worker is not None:
+            await asyncio.wrap_future(self._worker.submit(lambda: None))
 
     def close(self) -> None:
-        """Flush and close every file; later lines are dropped. Idempotent."""
+        """Write what is pending and close every file; later lines are dropped. Idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self.flush()
-        for stream in self._files.values():
-            stream.close()
-        self._files.clear()
+        self._closed = True
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

@@ -190,6 +190,8 @@ class Sandbox:
             self._write_record("starting")
             stack.push_async_callback(self._stop_services)
             await self._start_all(stack, t0)
+            # Ready means `sandbox logs` shows every service: its log exists, lines written.
+            await self._logs.drained()
             self._write_record("running")
             self._stack = stack.pop_all()
 
@@ -245,7 +247,9 @@ class Sandbox:
                 _sock=sock,
             )
             if self._state is not None:
-                running.log_path = self._state.log_path(planned.name)
+                stub = planned.kind != "command"  # one file for all stubs: fewer files to make
+                state = self._state
+                running.log_path = state.stubs_log if stub else state.log_path(planned.name)
             self.services[planned.name] = running
 
     def _peers(self) -> dict[str, Peer]:
@@ -409,7 +413,8 @@ class Sandbox:
     def _logger(self, running: RunningService) -> Callable[[str], None]:
         write = None
         if running.log_path is not None:
-            write = self._logs.open(running.name, running.log_path)
+            shared = running.kind != "command"
+            write = self._logs.open(running.log_path, running.name if shared else None)
         name, emit = running.name, self.emit
         if emit is ignore or not self.log_lines:  # nobody streams them: the file is all
             return write if write is not None else _discard
