@@ -12,12 +12,14 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 
 from sandbox.net.addresses import format_hostport
 from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import RequestRecord, ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
+from sandbox.services.http_index import RouteIndex, prebuild, uses_request
 from sandbox.services.http_proxy import forward, new_session
 from sandbox.services.http_routes import Incoming, compile_routes, find, near_misses
 from sandbox.services.http_server import LightSite
@@ -95,6 +97,16 @@ class _Dispatcher:
         self.history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
         self.session: aiohttp.ClientSession | None = None  # for proxy routes
+        self.index = RouteIndex(self.routes)
+        # Built once, keyed by the compiled answer: a constant answer costs a copy per request.
+        self.prebuilt = {
+            id(answer): built
+            for route in self.routes
+            for answer in route.answers
+            if (built := prebuild(answer)) is not None
+        }
+        # No condition or template looks at the query or the body's JSON: skip parsing them.
+        self.reads_request = uses_request(self.routes)
         for route in self.routes:
             target = route.spec.proxy
             if target is not None and target not in ctx.peers:
@@ -156,17 +168,22 @@ class _Dispatcher:
     async def _answer(
         self, request: web.BaseRequest, body: bytes
     ) -> tuple[web.Response, str | None]:
-        text = body.decode("utf-8", "replace")
+        text = body.decode("utf-8", "replace") if body else ""
+        full = self.reads_request
         req = Incoming(
             method=request.method,
             path=request.rel_url.path_safe,
-            query=request.query,
+            query=request.query if full else _NO_QUERY,
             headers=request.headers,
             body=text,
-            json=_parse_json(text),
+            json=_parse_json(text) if full else None,
         )
-        hit = find(self.routes, req)
+        hit = find(self.index.candidates(req.path), req)
         if hit is None:
+            if not full:  # near misses look at everything, as the routes would
+                req = Incoming(
+                    req.method, req.path, request.query, req.headers, text, _parse_json(text)
+                )
             document = {
                 "error": "no route matched",
                 "method": req.method,
@@ -195,11 +212,16 @@ class _Dispatcher:
                 session=session,
             )
             return answer, None
+        chosen = route.next_answer()
+        built = self.prebuilt.get(id(chosen))
+        if built is not None:
+            return built.response(), None
         variables = template_variables(req, params, self.ctx.peers)
-        return await build(route.next_answer(), variables, self.ctx.profile_dir), None
+        return await build(chosen, variables, self.ctx.profile_dir), None
 
 
 _DISPATCHER = web.AppKey("sandbox_dispatcher", _Dispatcher)
+_NO_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 
 
 def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
