@@ -22,9 +22,10 @@ install: $(STAMP) ## create .venv and install sandbox (editable) with the dev to
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check, and the import layers (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP) ## mypy, strict, on the package
 	$(BIN)/mypy

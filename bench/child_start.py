@@ -32,7 +32,7 @@ async def main(launched: float, port: int, count: int, warm_runs: int) -> dict[s
     t0 = time.perf_counter()
     import sandbox
     from sandbox.api import load
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
     imported = time.perf_counter() - t0
     profile = stubs_profile("bench50api", count, port)

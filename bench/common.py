@@ -77,7 +77,7 @@ def use_bytecode_cache() -> str:
 def warm_bytecode() -> None:
     """Import everything the children import once, so no measured run compiles anything."""
     modules = (
-        "sandbox.api, sandbox.cli, sandbox.lifecycle, sandbox.profile.loader, "
+        "sandbox.api, sandbox.cli, sandbox.runtime.manage, sandbox.profile.loader, "
         "sandbox.services.http, sandbox.services.tcp, sandbox.runtime.supervisor, "
         "aiohttp.web, jinja2.sandbox, psutil, yaml, typer"
     )

@@ -13,11 +13,11 @@ HELP_CODE = "import sys; sys.argv = ['sandbox', '--help']; from sandbox.cli impo
 START_CODE = (
     "import sandbox.api, sandbox.services.http, sandbox.profile.loader, sandbox.runtime.supervisor"
 )
-DOWN_CODE = "import sandbox.cli, sandbox.lifecycle"
+DOWN_CODE = "import sandbox.cli, sandbox.runtime.manage"
 # What a supervisor imports, in dependency order, so each step shows what it adds.
 RSS_STEPS = (
     "asyncio", "aiohttp.web", "pydantic", "sandbox.profile.models", "psutil",
-    "sandbox.runtime.orchestrator", "yaml", "sandbox.profile.loader", "jinja2.sandbox",
+    "sandbox.runtime.sandbox", "yaml", "sandbox.profile.loader", "jinja2.sandbox",
     "sandbox.services.http", "sandbox.runtime.supervisor",
 )  # fmt: skip
 

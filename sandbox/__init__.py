@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from sandbox._version import __version__
+
 __all__ = ["RunningSandbox", "Sandbox", "__version__", "load", "run", "start"]
 
 if TYPE_CHECKING:
     from sandbox.api import RunningSandbox, load, run, start
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
 
 def __getattr__(name: str) -> Any:
@@ -21,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "Sandbox":
-        from sandbox.runtime.orchestrator import Sandbox
+        from sandbox.runtime.sandbox import Sandbox
 
         return Sandbox
     raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 
 ProfileRef = str | os.PathLike[str] | Mapping[str, Any] | Profile
 

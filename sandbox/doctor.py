@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from sandbox.net.addresses import is_loopback
+
 Status = Literal["ok", "warning", "problem"]
 Resolver = Callable[[str], list[str]]
 
@@ -228,12 +230,9 @@ def _resolve(resolver: Resolver, host: str) -> tuple[list[str], str | None]:
 
 def _is_loopback(text: str) -> bool:
     try:
-        ip = ipaddress.ip_address(text)
+        return is_loopback(ipaddress.ip_address(text))
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
 
 
 def check_localhost(

@@ -19,7 +19,7 @@ from sandbox.net.addresses import (
     pool_addresses,
 )
 from sandbox.net.conflicts import Blocker, blockers, next_free_address, next_free_port
-from sandbox.net.table import Listener, Owner, SocketTable
+from sandbox.net.listeners import Listener, Owner, SocketTable
 from sandbox.profile.checks import dependency_order
 from sandbox.profile.models import Profile, Service
 

@@ -49,8 +49,11 @@ def _print_help() -> bool:
         return False
     from sandbox.help_text import MAIN_HELP
 
-    sys.stdout.write(MAIN_HELP.replace("{prog}", _prog(), 1))
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(MAIN_HELP.replace("{prog}", _prog(), 1))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `sandbox --help | head`
+        sys.exit(quiet_pipe())
     return True
 
 
@@ -80,33 +83,58 @@ def _parse_down(args: list[str]) -> tuple[str | None, bool, float, bool] | None:
 
 
 def run_down(name: str | None, all_: bool, grace: float, json_: bool) -> int:
-    """`sandbox down`: stop one recorded sandbox or all, print the outcome; the exit code."""
+    """`sandbox down`: stop one recorded sandbox or all, print the outcome; the exit code.
+
+    Errors are reported as the typer commands report them (sandbox.cli.command).
+    """
     from sandbox.output import Printer
 
     out = Printer()
     try:
         return down_command(name, all_, grace, json_, out)
+    except BrokenPipeError:
+        return quiet_pipe()
     except SandboxError as exc:
-        out.error(exc)
+        _report(out, exc, json_)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         out.note("interrupted")
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:
-        out.error(
-            SandboxError(
-                f"unexpected error: {type(exc).__name__}: {exc}",
-                "Run again with --debug for the traceback, and report it if it repeats.",
-            )
-        )
+        hint = "Run again with --debug for the traceback, and report it if it repeats."
+        _report(out, SandboxError(f"unexpected error: {type(exc).__name__}: {exc}", hint), json_)
         return int(ExitCode.UNEXPECTED)
+
+
+def _report(out: Printer, exc: SandboxError, json_: bool) -> None:
+    try:
+        if json_:
+            out.error_json(exc)
+        else:
+            out.error(exc)
+    except BrokenPipeError:
+        quiet_pipe()
+
+
+def quiet_pipe() -> int:
+    """stdout's reader is gone (EPIPE): point stdout at /dev/null so the interpreter's last
+    flush does not complain, and return the exit code for it (141, as for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+    return int(ExitCode.BROKEN_PIPE)
 
 
 def down_command(name: str | None, all_: bool, grace: float, json_: bool, out: Printer) -> int:
     """The work of `sandbox down` and what it prints; the exit code. Raises SandboxError."""
     import asyncio
 
-    from sandbox.lifecycle import down_many
+    from sandbox.output import lifecycle as view
+    from sandbox.runtime.manage import down_many
     from sandbox.runtime.state import state_root
 
     if (name is None) == (not all_):
@@ -117,17 +145,7 @@ def down_command(name: str | None, all_: bool, grace: float, json_: bool, out: P
     if json_:
         out.json({"sandboxes": [r.to_json() for r in reports]})
     else:
-        if not reports:
-            out.line(f'sandbox "{name}" is not running.' if name else "No sandbox is running.")
-        for report in reports:
-            if report.clean:
-                out.ok(
-                    f"{report.name}: stopped {len(report.stopped)} services; every port refuses "
-                    f"connections ({report.seconds:.2f}s)"
-                )
-            else:
-                for survivor in report.survivors:
-                    out.warn(f"{report.name}: {survivor}")
+        view.down_reports(out, reports, name)
     if any(not r.clean for r in reports):
         return int(ExitCode.TEARDOWN_INCOMPLETE)
     return 0

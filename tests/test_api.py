@@ -13,13 +13,8 @@ import pytest
 
 import sandbox
 from sandbox.errors import ConflictError, NotReadyError
-from sandbox.net.table import read_table
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
-
-
-def _listening(address: str) -> list[int]:
-    want = ipaddress.ip_address(address)
-    return [x.port for x in read_table(protocols=("tcp",)) if x.address == want]
+from tests.helpers import listening
 
 
 def _profile(addresses: list[ipaddress.IPv4Address], **extra: Any) -> dict[str, Any]:
@@ -38,11 +33,11 @@ async def test_async_context_manager(spare_loopback: Any) -> None:
     addresses = spare_loopback(2)
     async with sandbox.start(_profile(addresses)) as sb:
         assert sb.address("web") == str(addresses[0])
-        assert sb.port("web") in _listening(sb.address("web"))
+        assert sb.port("web") in listening(sb.address("web"))
         body = await asyncio.to_thread(_get, sb.url("web") + "/")
         assert body == sb.url("api")
-    assert _listening(str(addresses[0])) == []
-    assert _listening(str(addresses[1])) == []
+    assert listening(str(addresses[0])) == []
+    assert listening(str(addresses[1])) == []
 
 
 def _get(url: str) -> str:
@@ -55,7 +50,7 @@ def test_sync_run_from_plain_code(spare_loopback: Any) -> None:
     with sandbox.run(_profile(addresses)) as sb:
         assert _get(sb.url("web") + "/") == sb.url("api")
         assert sorted(sb.services) == ["api", "web"]
-    assert _listening(str(addresses[0])) == []
+    assert listening(str(addresses[0])) == []
 
 
 async def test_serve_stops_when_the_injected_trigger_fires(spare_loopback: Any) -> None:
@@ -75,7 +70,7 @@ async def test_serve_stops_when_the_injected_trigger_fires(spare_loopback: Any) 
     stopped = [e.service for e in events if isinstance(e, ServiceStopped)]
     assert ready == ["api", "web"], "api first: web depends on it"
     assert stopped == ["web", "api"], "stopped in reverse"
-    assert _listening(str(addresses[0])) == []
+    assert listening(str(addresses[0])) == []
 
 
 async def test_a_held_port_fails_before_anything_serves(spare_loopback: Any) -> None:
@@ -89,7 +84,7 @@ async def test_a_held_port_fails_before_anything_serves(spare_loopback: Any) -> 
         with pytest.raises(ConflictError, match=r"api \("):
             async with sandbox.start(data):
                 pytest.fail("started despite the conflict")
-    assert _listening(str(addresses[0])) == []
+    assert listening(str(addresses[0])) == []
 
 
 async def test_not_ready_unwinds_what_started(spare_loopback: Any, tmp_path: Path) -> None:
@@ -99,5 +94,5 @@ async def test_not_ready_unwinds_what_started(spare_loopback: Any, tmp_path: Pat
     with pytest.raises(NotReadyError, match="web"):
         async with sandbox.start(data, state_root=tmp_path):
             pytest.fail("started although web never became ready")
-    assert _listening(str(addresses[1])) == [], "api had started and must be stopped again"
+    assert listening(str(addresses[1])) == [], "api had started and must be stopped again"
     assert not (tmp_path / "api-test").exists(), "the record is removed"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.net.table import Listener, Owner
+from sandbox.net.listeners import Listener, Owner
 from sandbox.plan import make_plan
 from sandbox.profile.loader import load_profile, load_profile_data
 from sandbox.profile.models import Profile

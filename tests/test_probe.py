@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from sandbox.errors import ResolveError
 from sandbox.probe import (
     ProbeResult,
     ProbeState,
-    ResolveError,
-    _classify,
     probe_all,
     probe_http,
     probe_send_expect,
@@ -24,6 +25,8 @@ from sandbox.probe import (
     resolve,
     wait_ready,
 )
+from sandbox.probe.resolve import hosts_addresses
+from sandbox.probe.tcp import _classify
 
 V4 = "127.0.0.61"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -140,11 +143,10 @@ async def test_tcp_refused_by_a_bound_socket_that_does_not_listen(address: str) 
     assert result.detail == f"connection refused: nothing listens on {hostport(address, port)}"
 
 
-async def test_tcp_to_the_broadcast_address_is_unreachable() -> None:
-    with held("127.0.0.62") as port:
-        result = await probe_tcp("127.255.255.255", port)
-    assert result.state is ProbeState.UNREACHABLE
-    assert "broadcast address of 127.0.0.0/8" in result.detail
+async def test_tcp_to_the_broadcast_address_is_refused_before_connecting() -> None:
+    # The loopback rule refuses it: connect() would fail with ENETUNREACH (FIELD-NOTES 1).
+    with pytest.raises(ValueError, match="broadcast address"):
+        await probe_tcp("127.255.255.255", 9)
 
 
 @pytest.mark.parametrize(
@@ -206,13 +208,42 @@ async def test_resolve_returns_a_literal_in_canonical_form() -> None:
     assert await resolve("127.0.0.5", 80) == ["127.0.0.5"]
 
 
-async def test_resolve_reports_an_impossible_name() -> None:
-    # An empty label fails Python's IDNA encoding before any resolver is asked.
+@pytest.mark.parametrize(
+    "name", ["bad..name", "example.com", "web", "db.sandbox.test", "LOCALHOST."]
+)
+async def test_resolve_refuses_every_name_but_localhost_without_asking(name: str) -> None:
     with pytest.raises(ResolveError) as caught:
-        await resolve("bad..name", 80)
-    assert caught.value.state is ProbeState.UNRESOLVED
+        await resolve(name, 80)
+    assert caught.value.state == ProbeState.UNRESOLVED
     assert isinstance(caught.value, ValueError)
-    assert "bad..name did not resolve" in caught.value.message
+    assert "looks up no name but localhost" in caught.value.message
+
+
+async def test_resolve_localhost_reads_the_hosts_file(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "# a comment naming localhost\n"
+        "127.0.0.1   localhost localhost.localdomain\n"
+        "10.0.0.7    printer\n"
+        "::1         ip6-localhost LocalHost  # trailing comment\n"
+        "127.0.1.1   box\n"
+        "127.0.0.1   localhost\n"
+    )
+    assert await resolve("localhost", 80, hosts=hosts) == ["::1", "127.0.0.1"]
+    assert hosts_addresses("printer", hosts) == ["10.0.0.7"]
+
+
+async def test_resolve_localhost_missing_from_the_hosts_file_says_so(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.1.1 box\n")
+    with pytest.raises(ResolveError, match="localhost is not in"):
+        await resolve("localhost", 80, hosts=hosts)
+
+
+def test_a_fifo_as_hosts_file_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "hosts"
+    os.mkfifo(fifo)
+    assert hosts_addresses("localhost", fifo) == []
 
 
 # --- probe_http ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.net.table import read_table
+from tests.helpers import gone, listening
 
 pytest_plugins = ["pytester"]
 
@@ -121,19 +121,6 @@ def pytest_runtest_logfinish(nodeid, location):
 """
 
 
-def _listening(address: str) -> list[int]:
-    want = ipaddress.ip_address(address)
-    return [x.port for x in read_table(protocols=("tcp",)) if x.address == want]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
 def test_fixtures_leave_no_listener_even_when_a_test_fails(
     pytester: pytest.Pytester, spare_loopback: Callable[[int], list[ipaddress.IPv4Address]]
 ) -> None:
@@ -169,6 +156,6 @@ def test_fixtures_leave_no_listener_even_when_a_test_fails(
     last = snapshots["test_session_scope"]["listening"]
     assert last == {address: [] for address in addresses}
     for address in addresses:
-        assert _listening(address) == [], f"something still listens on {address}"
+        assert listening(address) == [], f"something still listens on {address}"
     (pid,) = [e["pid"] for e in entries if "pid" in e]
-    assert _gone(pid)
+    assert gone(pid)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Collection, Iterator, Sequence
@@ -18,7 +17,8 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
 def is_loopback(addr: IPAddress) -> bool:
-    """True for 127.0.0.0/8, ::1, and ::ffff:127.x (as the socket table may show a listener)."""
+    """A fact, not a permission: True when traffic to `addr` stays on this machine, that is
+    127.0.0.0/8, ::1, and ::ffff:127.x (as the socket table may show a listener)."""
     if isinstance(addr, ipaddress.IPv4Address):
         return addr in IPV4_LOOPBACK_NET
     mapped = addr.ipv4_mapped
@@ -27,8 +27,44 @@ def is_loopback(addr: IPAddress) -> bool:
     return addr == IPV6_LOOPBACK
 
 
+def loopback_problem(addr: IPAddress, written: str | None = None) -> str | None:
+    """THE loopback rule: why `addr` may not be a service's, a probe's or a ping's address,
+    as one sentence, or None when it may.
+
+    Allowed: 127.0.0.0/8 except its broadcast address, and ::1. Refused:
+    - wildcards (0.0.0.0, ::, ::ffff:0.0.0.0): they listen on every interface;
+    - 127.255.255.255: it binds, but connect() to it fails with ENETUNREACH, so nothing
+      could ever reach a service there (FIELD-NOTES 1);
+    - IPv4-mapped ::ffff:127.x: loopback in fact, but it names an IPv4 address through
+      the IPv6 stack; the sentence says to write the 127.x form instead;
+    - everything else: not loopback, so another machine could be involved.
+    """
+    literal = written if written is not None else str(addr)
+    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+    if addr.is_unspecified or (mapped is not None and mapped.is_unspecified):
+        return (
+            f"{literal} is a wildcard address that listens on every interface, so other "
+            "machines could reach it, and nothing the sandbox opens may be reachable from "
+            "another machine; use a loopback address such as 127.0.0.2 or ::1."
+        )
+    if mapped is not None and mapped in IPV4_LOOPBACK_NET:
+        return f"{literal} is an IPv4-mapped IPv6 address; write it as {mapped} instead."
+    if addr == IPV4_LOOPBACK_BROADCAST:
+        return (
+            "127.255.255.255 is the broadcast address of 127.0.0.0/8: it binds, but "
+            "connect() to it fails with ENETUNREACH, so no client could reach it; use "
+            "another 127.x.y.z address."
+        )
+    if not is_loopback(addr):
+        return (
+            f"{literal} is not a loopback address; use one in 127.0.0.0/8 (such as "
+            "127.0.0.2) or ::1, so that no other machine is involved."
+        )
+    return None
+
+
 def parse_loopback(text: str, *, where: str = "") -> IPAddress:
-    """The address a service may listen on: a literal 127.x.y.z or ::1.
+    """The address a service may listen on: a literal 127.x.y.z or ::1 (see loopback_problem).
 
     Raises ValueError with a full sentence (prefixed by `where`, e.g. a field path) for
     anything else: names, wildcards, other addresses, 127.255.255.255, ::ffff:127.x.
@@ -43,28 +79,9 @@ def parse_loopback(text: str, *, where: str = "") -> IPAddress:
             f"{prefix}{text!r} is not an IP address; write a literal loopback address such "
             "as 127.0.0.2 or ::1 (names like localhost are not resolved)."
         ) from None
-    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
-    if addr.is_unspecified or (mapped is not None and mapped.is_unspecified):
-        raise ValueError(
-            f"{prefix}{literal} is a wildcard address that listens on every interface, so "
-            "other machines could reach it, and nothing the sandbox opens may be reachable "
-            "from another machine; use a loopback address such as 127.0.0.2 or ::1."
-        )
-    if mapped is not None and mapped in IPV4_LOOPBACK_NET:
-        raise ValueError(
-            f"{prefix}{literal} is an IPv4-mapped IPv6 address; write it as {mapped} instead."
-        )
-    if addr == IPV4_LOOPBACK_BROADCAST:
-        raise ValueError(
-            f"{prefix}127.255.255.255 is the broadcast address of 127.0.0.0/8: it binds, but "
-            "connect() to it fails with ENETUNREACH, so no client could reach the service; "
-            "use another 127.x.y.z address."
-        )
-    if not is_loopback(addr):
-        raise ValueError(
-            f"{prefix}{literal} is not a loopback address; use one in 127.0.0.0/8 "
-            "(such as 127.0.0.2) or ::1, so that no other machine can reach the service."
-        )
+    problem = loopback_problem(addr, literal)
+    if problem is not None:
+        raise ValueError(prefix + problem)
     return addr
 
 
@@ -74,6 +91,8 @@ def default_pool(profile_name: str) -> ipaddress.IPv4Network:
     The second octet lies in 16..254, so the pool never overlaps 127.0.x.x (where
     127.0.0.1 lives) nor 127.255.x.x (the broadcast end of the /8).
     """
+    import hashlib  # here, not at the top: loading OpenSSL would slow `sandbox --help`
+
     digest = hashlib.sha256(profile_name.encode("utf-8")).digest()
     second = 16 + int.from_bytes(digest[:4], "big") % (254 - 16 + 1)
     return ipaddress.IPv4Network(f"127.{second}.0.0/16")

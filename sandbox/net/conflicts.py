@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sandbox.net.addresses import IPAddress, format_hostport
-from sandbox.net.table import Listener, SocketTable
+from sandbox.net.listeners import Listener, SocketTable
 
 Rule = Literal["exact", "wildcard", "dual-stack", "mapped"]
 

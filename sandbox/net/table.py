@@ -3,72 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
-import shlex
 import socket
 import struct
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
 
 import psutil
 
-from sandbox.net.addresses import IPAddress, format_hostport, is_loopback
+from sandbox.net.addresses import IPAddress
+from sandbox.net.listeners import Listener, Owner, Protocol, SocketTable, command_text
 
-Protocol = Literal["tcp", "udp"]
 _BINDV6ONLY = Path("/proc/sys/net/ipv6/bindv6only")
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The process that holds a socket; every field is None when it cannot be seen."""
-
-    pid: int | None
-    name: str | None
-    cmdline: str | None
-    user: str | None
-
-    def describe(self) -> str:
-        """`pid 4127 "postgres -D /var/lib/pg" (user postgres)`, or who it might be."""
-        if self.pid is None:
-            return "a process of another user (its owner is not visible without privileges)"
-        text = f"pid {self.pid}"
-        command = self.cmdline or self.name
-        if command:
-            text += f' "{command}"'
-        if self.user:
-            text += f" (user {self.user})"
-        return text
-
-
-@dataclass(frozen=True)
-class Listener:
-    """A listening TCP socket or a bound UDP socket. `v6only` is None where unknown."""
-
-    address: IPAddress
-    port: int
-    protocol: Protocol
-    owner: Owner | None
-    v6only: bool | None = None
-
-    @property
-    def is_wildcard(self) -> bool:
-        """Listening on every address of its family (0.0.0.0, ::, or ::ffff:0.0.0.0)."""
-        mapped = self.address.ipv4_mapped if self.address.version == 6 else None
-        return self.address.is_unspecified or (mapped is not None and mapped.is_unspecified)
-
-    @property
-    def is_loopback(self) -> bool:
-        """Listening on 127/8, ::1, or an IPv4-mapped ::ffff:127.x."""
-        return is_loopback(self.address)
-
-    @property
-    def hostport(self) -> str:
-        """`127.0.0.2:8080` or `[::]:8080`."""
-        return format_hostport(self.address, self.port)
-
-
-SocketTable = Sequence[Listener]
 
 
 def read_bindv6only() -> bool:
@@ -140,10 +85,8 @@ def _owner(pid: int | None, cache: dict[int, Owner]) -> Owner:
             info = psutil.Process(pid).as_dict(["name", "cmdline", "username"], ad_value=None)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             info = {}
-        argv = info.get("cmdline")
-        cache[pid] = Owner(
-            pid, info.get("name"), shlex.join(argv) if argv else None, info.get("username")
-        )
+        name = info.get("name")
+        cache[pid] = Owner(pid, name, command_text(info.get("cmdline"), name), info.get("username"))
     return cache[pid]
 
 

@@ -6,6 +6,7 @@ import heapq
 from pathlib import PureWindowsPath
 
 from sandbox.errors import ProfileError
+from sandbox.profile.limits import check_limits
 from sandbox.profile.models import CommandService, HttpService, Profile, Response, TcpService
 
 FieldPath = tuple[str | int, ...]
@@ -20,6 +21,7 @@ def check_profile(profile: Profile) -> list[Problem]:
         *_routes(profile),
         *_collisions(profile),
         *_readiness(profile),
+        *check_limits(profile),
     ]
 
 

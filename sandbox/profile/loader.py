@@ -19,17 +19,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from yaml.constructor import ConstructorError
 
 from sandbox.errors import ProfileError, ProfileNotFound, SandboxError
 from sandbox.profile.checks import check_profile
 from sandbox.profile.models import NAME_PATTERN, CommandService, HttpService, Profile, TcpService
+from sandbox.profile.yaml_marks import Located, Tree, parse, read_profile_bytes
 
 Origin = Literal["local", "path", "bundled"]
-Located = tuple["yaml.Node | None", tuple[Any, ...], str]  # node to point at, field path, message
 
 _SUFFIXES = (".yaml", ".yml")
-_MAP, _SEQ, _MERGE = (f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "merge"))
 _KINDS = "http (a stub web server), tcp (a stub TCP server) or command (a real program)"
 _SERVICES: tuple[type[BaseModel], ...] = (HttpService, TcpService, CommandService)
 
@@ -81,11 +79,11 @@ def load_profile_text(text: str, source: str = "<string>") -> Profile:
 def _load_text(text: str, source: str) -> Profile:
     if _FAST_LOADER is not None:
         try:
-            data, tree = _parse(text, source, _FAST_LOADER)
+            data, tree = parse(text, source, _FAST_LOADER)
             return _validate(data, tree, source)
         except ProfileError:
             pass  # every problem is reported as the pure-Python loader words and places it
-    data, tree = _parse(text, source)
+    data, tree = parse(text, source)
     return _validate(data, tree, source)
 
 
@@ -216,7 +214,7 @@ def _profile_files(folder: Path) -> list[Path]:
 def _load_file(path: Path) -> Profile:
     source = str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_profile_bytes(path)
     except (FileNotFoundError, NotADirectoryError):
         raise ProfileNotFound(
             f"There is no profile file at {source}.",
@@ -246,111 +244,7 @@ def _load_file(path: Path) -> Profile:
     return load_profile_text(text, source).with_source(str(path.absolute()))
 
 
-class _Tree:
-    """Plain data built from composed YAML nodes, remembering the node of every key and value."""
-
-    def __init__(self, loader: yaml.SafeLoader) -> None:
-        self.loader = loader
-        self.values: dict[tuple[Any, ...], yaml.Node] = {}
-        self.keys: dict[tuple[Any, ...], yaml.Node] = {}
-        self.problems: list[Located] = []
-        self._open: set[int] = set()
-
-    def build(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
-        self.values[path] = node
-        if id(node) in self._open:
-            raise ConstructorError(
-                None, None, "an alias refers to a node that contains it", node.start_mark
-            )
-        self._open.add(id(node))
-        try:
-            if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
-                return self._mapping(node, path)
-            if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
-                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-            return self.loader.construct_object(node, deep=True)
-        finally:
-            self._open.discard(id(node))
-
-    def _mapping(self, node: yaml.MappingNode, path: tuple[Any, ...]) -> dict[Any, Any]:
-        explicit = {id(k) for k, _ in node.value if k.tag != _MERGE}
-        self.loader.flatten_mapping(node)  # `<<: *anchor` merges; explicit keys come last
-        result: dict[Any, Any] = {}
-        first: dict[Any, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = self.loader.construct_object(key_node, deep=True)
-            if not isinstance(key, Hashable):
-                self.problems.append((key_node, path, "a key must be plain text, not a collection"))
-                continue
-            # PyYAML keeps the last of two equal keys without a word: a typo'd copy-paste
-            # would silently win, so it is an error (keys brought in by a merge may repeat).
-            if id(key_node) in explicit:
-                if key in first:
-                    line = first[key].start_mark.line + 1
-                    message = f"duplicate key (also on line {line}); YAML would keep only this one"
-                    self.problems.append((key_node, (*path, key), message))
-                first[key] = key_node
-            self.keys[(*path, key)] = key_node
-            result[key] = self.build(value_node, (*path, key))
-        return result
-
-    def node(self, path: tuple[Any, ...], *, key: bool = False) -> yaml.Node:
-        if key and path in self.keys:
-            return self.keys[path]
-        while path not in self.values:
-            path = path[:-1]
-        return self.values[path]
-
-
-def _parse(
-    text: str, source: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
-) -> tuple[Any, _Tree]:
-    loader = None
-    try:
-        loader = loader_class(text)
-        node = loader.get_single_node()
-        if node is None:
-            need = "a profile needs at least `name:` and `services:`"
-            raise ProfileError(source, [f"{source}:1:1 the file is empty: {need}"])
-        tree = _Tree(loader)
-        return tree.build(node, ()), tree
-    except yaml.MarkedYAMLError as exc:
-        raise ProfileError(source, [_yaml_problem(source, exc)]) from None
-    except RecursionError:
-        raise ProfileError(source, [f"{source} nests mappings and lists too deeply"]) from None
-    except yaml.YAMLError as exc:  # a ReaderError: a character YAML does not allow
-        at, char = getattr(exc, "position", 0), getattr(exc, "character", 0)
-        line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
-        what = f"character U+{char:04X} is not allowed in YAML" if isinstance(char, int) else exc
-        problem = f"{source}:{line}:{col} {what}: write it as an escape in double quotes"
-        raise ProfileError(source, [problem]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def _yaml_problem(source: str, exc: yaml.MarkedYAMLError) -> str:
-    mark = exc.problem_mark or exc.context_mark
-    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-    problem = exc.problem or "this is not valid YAML"
-    if "'\\t'" in problem or "tab" in problem:
-        text = "a tab character: YAML indents with spaces only, so replace the tab with spaces"
-    elif "another document" in problem:
-        text = "a second YAML document (after `---`): a profile is one document"
-    elif problem == "mapping values are not allowed here":
-        text = (
-            "YAML syntax: a `:` where none can be (a value containing `: ` must be quoted, "
-            "or the indentation is off)"
-        )
-    else:
-        text = f"YAML syntax: {problem}"
-        if exc.context and exc.context_mark:
-            ctx = exc.context_mark
-            text += f" ({exc.context} at {ctx.line + 1}:{ctx.column + 1})"
-    return f"{where} {text}"
-
-
-def _validate(data: Any, tree: _Tree | None, source: str) -> Profile:
+def _validate(data: Any, tree: Tree | None, source: str) -> Profile:
     if not isinstance(data, Mapping):
         node = tree.node(()) if tree else None
         need = f"the top level must be a mapping with `name:` and `services:`, not {_a(data)}"
@@ -370,7 +264,7 @@ def _validate(data: Any, tree: _Tree | None, source: str) -> Profile:
     raise ProfileError(source, [_format(source, tree, f) for f in found])
 
 
-def _format(source: str, tree: _Tree | None, found: Located) -> str:
+def _format(source: str, tree: Tree | None, found: Located) -> str:
     node, path, message = found
     where = f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node else source
     # Name keys as written: YAML reads a key like `on` or `1` as true or a number.
@@ -413,7 +307,7 @@ def _has(here: Any, item: Any) -> bool:
     return isinstance(here, list) and isinstance(item, int) and 0 <= item < len(here)
 
 
-def _from_pydantic(errors: list[ErrorDetails], data: Any, tree: _Tree | None) -> list[Located]:
+def _from_pydantic(errors: list[ErrorDetails], data: Any, tree: Tree | None) -> list[Located]:
     found: list[Located] = []
     branches: dict[tuple[Any, ...], list[ErrorDetails]] = {}
     for err in errors:

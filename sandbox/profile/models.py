@@ -16,6 +16,9 @@ from pydantic import (
     model_validator,
 )
 
+from sandbox.net.addresses import loopback_problem
+from sandbox.profile.patterns import check_path_patterns, check_pattern
+
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
@@ -55,25 +58,9 @@ def _check_address(value: object) -> str:
             f"{value!r} is not an IP address: write `auto`, a 127.x.y.z address or ::1 "
             "(names like localhost are not allowed: they may resolve to either family)"
         ) from None
-    if addr.is_unspecified:
-        raise ValueError(
-            f"{value} is a wildcard address that listens on every interface, so other machines "
-            "could reach it; nothing the sandbox opens may be reachable from another machine: "
-            "use `auto`, a 127.x.y.z address or ::1"
-        )
-    if addr == ipaddress.ip_address("127.255.255.255"):
-        raise ValueError(
-            "127.255.255.255 is the broadcast address of 127.0.0.0/8: it binds, but connecting "
-            "to it fails with 'network unreachable'; pick another 127.x.y.z address"
-        )
-    if (
-        not (addr.version == 4 and addr in ipaddress.ip_network("127.0.0.0/8"))
-        and str(addr) != "::1"
-    ):
-        raise ValueError(
-            f"{value} is not a loopback address; the sandbox only uses 127.0.0.0/8 and ::1, "
-            "so nothing it opens is reachable from another machine"
-        )
+    problem = loopback_problem(addr, value)  # the one loopback rule, in net/addresses
+    if problem is not None:
+        raise ValueError(problem.rstrip("."))
     return str(addr)
 
 
@@ -108,10 +95,7 @@ class Ready(Strict):
 
 
 def _compile(pattern: str, what: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"`{what}` is not a valid regular expression: {exc}") from None
+    return check_pattern(pattern, what)  # invalid or catastrophic: a ValueError naming `what`
 
 
 class Match(Strict):
@@ -185,6 +169,7 @@ class Route(Strict):
     def _path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("a route path must start with /")
+        check_path_patterns(value)
         return value
 
     @model_validator(mode="after")

@@ -1,1 +1,1 @@
-"""Running sandboxes: the orchestrator, the detached supervisor, state and teardown."""
+"""Running sandboxes: the Sandbox class, the detached supervisor, state and teardown."""

@@ -25,11 +25,21 @@ FLUSH_EVERY = 0.05  # seconds a line may wait before `sandbox logs` can see it
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
+def _open(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, _FLAGS, 0o600)
+
+
 class LogWriter:
     """Opens service logs, stamps and batches their lines, writes them from one thread."""
 
-    def __init__(self, flush_every: float = FLUSH_EVERY) -> None:
+    def __init__(
+        self, flush_every: float = FLUSH_EVERY, opener: Callable[[Path], int] | None = None
+    ) -> None:
+        """`opener(path)` returns a descriptor open for appending (default: os.open)."""
         self.flush_every = flush_every
+        self._opener = opener or _open
+        self._error: Exception | None = None  # the first file that could not be opened
         self._worker: ThreadPoolExecutor | None = None
         self._fds: dict[Path, int] = {}  # touched by the worker thread only (and by close)
         self._pending: dict[Path, list[str]] = {}  # touched by the caller's thread only
@@ -79,9 +89,9 @@ class LogWriter:
         fd = self._fds.get(path)
         if fd is None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = self._fds[path] = os.open(path, _FLAGS, 0o600)
-            except OSError:
+                fd = self._fds[path] = self._opener(path)
+            except Exception as exc:  # reported by drained(); the lines are lost meanwhile
+                self._error = self._error or exc
                 return None
         return fd
 
@@ -120,10 +130,15 @@ class LogWriter:
             self._worker.submit(lambda: None).result()
 
     async def drained(self) -> None:
-        """Wait until every log is created and every line logged so far is written."""
+        """Wait until every log is created and every line logged so far is written.
+
+        Raises what the opener raised for a log that could not be opened.
+        """
         self.flush()
         if self._worker is not None:
             await asyncio.wrap_future(self._worker.submit(lambda: None))
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         """Write what is pending and close every file; later lines are dropped. Idempotent."""

@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import IO, Any, ClassVar, Literal, get_args
 
 from sandbox.errors import ConflictError, StateError, UsageError
+from sandbox.proc.ref import ProcessRef as ProcessRef
+from sandbox.runtime.private import (  # re-exported: records hold them
+    check_private,
+    open_private,
+    private_dir,
+)
 
 Status = Literal["starting", "running", "stopping"]
 STATE_FILE = "state.json"
+_MAX_RECORD = 64 << 20  # a record of ten thousand services is a few MiB
 LOCK_FILE = "lock"
 _BAD_HINT = (
     "The file is damaged or was written by another version of sandbox: read it, stop the "
@@ -40,28 +47,9 @@ def state_root(env: Mapping[str, str] = os.environ) -> Path:
         home = Path(env["HOME"]) if env.get("HOME") else Path.home()
         root = home / ".local" / "state" / "sandbox"
     root = root.absolute()
-    _private_dir(root)
+    private_dir(root)
+    check_private(root, follow=True)
     return root
-
-
-def _private_dir(target: Path) -> None:
-    """Create `target` and its missing parents as 0700; an existing folder is left as it is."""
-    missing, path = [], target
-    while not os.path.lexists(path):
-        missing.append(path)
-        path = path.parent
-    try:
-        for folder in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                folder.mkdir(mode=0o700)
-                folder.chmod(0o700)  # mkdir's mode is filtered by the umask
-        if not target.is_dir():
-            raise NotADirectoryError(20, "it is not a directory")
-    except OSError as exc:
-        raise StateError(
-            f"The state directory {target} cannot be created ({exc.strerror}).",
-            hint="Set SANDBOX_STATE_DIR to a folder you can write to.",
-        ) from exc
 
 
 def _check_name(name: str, what: str = "sandbox") -> str:
@@ -115,24 +103,6 @@ def _invalid(source: str, detail: str) -> StateError:
 
 
 _INT, _FLOAT, _STR = (int,), (float,), (str,)
-
-
-@dataclass(frozen=True)
-class ProcessRef:
-    """A process as identified by pid *and* start time (epoch seconds): pids are reused."""
-
-    _KINDS: ClassVar = {"pid": _INT, "start_time": _FLOAT}
-    pid: int
-    start_time: float
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; `from_json` reads it back."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: object, source: str = "<record>") -> ProcessRef:
-        """Raises StateError naming `source` on unknown, missing or mistyped keys."""
-        return cls(**_decode(cls, data, source))
 
 
 @dataclass(frozen=True)
@@ -220,7 +190,7 @@ class SandboxRecord:
         if fields["status"] not in get_args(Status):
             raise _invalid(source, f"SandboxRecord.status is {json.dumps(fields['status'])}")
         if fields["supervisor"] is not None:
-            fields["supervisor"] = ProcessRef.from_json(fields["supervisor"], source)
+            fields["supervisor"] = ProcessRef(**_decode(ProcessRef, fields["supervisor"], source))
         fields["services"] = tuple(ServiceRecord.from_json(s, source) for s in fields["services"])
         return cls(**fields)
 
@@ -274,7 +244,9 @@ class StateDir:
         # Not indented: only json's C encoder is fast, and it does not indent (0.2 s for
         # a record of 3000 services otherwise, written twice on the way up).
         text = json.dumps(record.to_json(), allow_nan=False) + "\n"
-        _private_dir(self.logs_dir)
+        private_dir(self.logs_dir)
+        check_private(self.path)
+        check_private(self.logs_dir)
         tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.path)
@@ -298,10 +270,19 @@ class StateDir:
     def read(self) -> SandboxRecord | None:
         """The record, or None if there is none. Raises StateError (naming the file) if unusable."""
         source = str(self.state_file)
+        if not os.path.lexists(self.path):
+            return None
+        check_private(self.path)
         try:
-            text = self.state_file.read_text(encoding="utf-8")
+            fd = open_private(self.state_file, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        try:
+            with os.fdopen(fd, "rb") as stream:
+                raw = stream.read(_MAX_RECORD + 1)
+            if len(raw) > _MAX_RECORD:
+                raise _invalid(source, f"it is larger than {_MAX_RECORD} bytes")
+            text = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise _invalid(source, f"it cannot be read ({exc})") from exc
         try:
@@ -433,8 +414,11 @@ class SandboxLock:
 
     def _open(self) -> int:
         try:
-            _private_dir(self.path.parent)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            private_dir(self.path.parent)
+            check_private(self.path.parent)
+            return open_private(self.path, os.O_RDWR | os.O_CREAT)
+        except StateError:
+            raise
         except OSError as exc:
             raise StateError(
                 f"Could not open the lock {self.path} ({exc.strerror}).",
@@ -462,8 +446,10 @@ def _same_file(fd: int, path: Path) -> bool:
 
 def _read_pid(path: Path) -> int | None:
     try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
+        fd = open_private(path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as stream:
+            text = stream.read(64).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError, StateError):
         return None
     return int(text) if text.isdigit() else None
 
@@ -474,7 +460,7 @@ def is_locked(root: Path, name: str) -> bool:
     Probes with a shared lock taken and dropped at once, so probes never block each other.
     """
     try:
-        fd = os.open(Path(root) / _check_name(name) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_private(Path(root) / _check_name(name) / LOCK_FILE, os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sandbox.errors import SandboxError
 from sandbox.probe import ProbeResult, probe_all, probe_tcp
-from sandbox.runtime.processes import is_alive
+from sandbox.proc.processes import is_alive
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir, list_sandboxes
 
 

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import pickle
 import select
@@ -23,12 +24,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox.errors import ExitCode, SandboxError
+from sandbox.errors import SandboxError, error_from_json, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
+from sandbox.runtime.private import check_private, open_private, private_dir
+
+log = logging.getLogger("sandbox.supervisor")
 
 if TYPE_CHECKING:
     from sandbox.profile.models import Profile
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
 # Environment switch for every stub's request log (same as `--no-request-log`).
 REQUEST_LOG_ENV = "SANDBOX_REQUEST_LOG"
@@ -55,7 +59,8 @@ def spawn(
     """
     read_fd, write_fd = os.pipe()
     log_dir = state_root / name
-    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(log_dir)
+    check_private(log_dir)
     cmd = [
         sys.executable, "-m", "sandbox.runtime.supervisor",
         "--profile-stdin", "--name", name, "--state-root", str(state_root),
@@ -64,7 +69,8 @@ def spawn(
     ]  # fmt: skip
     if not request_log:
         cmd.append("--no-request-log")
-    with open(log_dir / "supervisor.log", "ab") as log:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    with os.fdopen(open_private(log_dir / "supervisor.log", flags), "ab") as log:
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,
@@ -98,10 +104,9 @@ def spawn(
     if not message.get("ok"):
         proc.wait(timeout=10)
         error = message.get("error")
-        assert isinstance(error, dict)
-        exc = SandboxError(str(error["message"]), error.get("hint"))
-        exc.exit_code = ExitCode(int(error["exit_code"]))
-        raise exc
+        if not isinstance(error, dict):
+            raise SandboxError(f"the supervisor of {name} stopped with an unreadable report.")
+        raise error_from_json(error)
     return message
 
 
@@ -154,15 +159,14 @@ def _status(sandbox: Sandbox) -> dict[str, object]:
 def _log_event(event: Event) -> None:
     # Service output already goes to each service's own log; writing every line here too
     # cost about a fifth of a stub's throughput (bench/RESULTS.md).
-    stamp = time.strftime("%H:%M:%S")
     if isinstance(event, ServiceReady):
-        print(f"{stamp} ready: {event.service} at {event.url}", flush=True)
+        log.info("ready: %s at %s", event.service, event.url)
     elif isinstance(event, ServiceStopped):
-        print(f"{stamp} stopped: {event.service}", flush=True)
+        log.info("stopped: %s", event.service)
 
 
 async def _supervise(args: argparse.Namespace) -> int:
-    from sandbox.runtime.orchestrator import Sandbox
+    from sandbox.runtime.sandbox import Sandbox
 
     ready_fd: int = args.ready_fd
 
@@ -195,27 +199,18 @@ async def _supervise(args: argparse.Namespace) -> int:
         )
         await sandbox.start()
     except SandboxError as exc:
-        report({"ok": False, "error": _error_json(exc)})
+        report({"ok": False, "error": error_to_json(exc)})
         return int(exc.exit_code)
     gc.freeze()  # what exists now is never garbage: the collector leaves it alone from now on
     gc.enable()
-    print(f"{time.strftime('%H:%M:%S')} sandbox {args.name} ready (pid {os.getpid()})", flush=True)
+    log.info("sandbox %s ready (pid %d)", args.name, os.getpid())
     report({"ok": True, "name": args.name, "pid": os.getpid(), "status": _status(sandbox)})
     try:
         await stop.wait()
     finally:
-        print(f"{time.strftime('%H:%M:%S')} stopping", flush=True)
+        log.info("stopping")
         await sandbox.stop()
     return 0
-
-
-def _error_json(exc: SandboxError) -> dict[str, object]:
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc) if exc.hint is None else exc.message,
-        "hint": exc.hint,
-        "exit_code": int(exc.exit_code),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--no-request-log", dest="request_log", action="store_false")
     args = parser.parse_args(argv)
+    # stdout and stderr both go to supervisor.log (see spawn)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     return asyncio.run(_supervise(args))
 
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from dataclasses import dataclass, field
 
 from sandbox.net.addresses import format_hostport
 from sandbox.probe import ProbeState, probe_all, probe_tcp
-from sandbox.runtime.processes import descendants, is_alive, signal_ref, terminate_group
-from sandbox.runtime.state import SandboxRecord, StateDir
+from sandbox.proc.marker import marked_by
+from sandbox.proc.processes import (
+    descendants,
+    is_alive,
+    signal_ref,
+    terminate_group,
+    terminate_refs,
+)
+from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 
 
 @dataclass(frozen=True)
@@ -74,16 +82,19 @@ async def down(state: StateDir, *, grace: float = 5.0) -> DownReport:
     survivors: list[str] = []
     # Programs are killed by their supervisor; these catch what a SIGKILLed one left behind.
     for svc in record.services:
-        if svc.pgid is None:
-            continue
-        extra = descendants(svc.pid) if svc.pid is not None else []
-        leader = svc.start_time if svc.pid == svc.pgid else None
-        left = await terminate_group(svc.pgid, grace=grace, extra=extra, leader_start=leader)
+        left = await _stop_service(svc, grace)
         if left:
             pids = ", ".join(str(p) for p in left)
             survivors.append(f"{svc.name}: process(es) {pids} survived SIGKILL")
-    if record.supervisor is not None and is_alive(record.supervisor):
-        survivors.append(f"the supervisor (pid {record.supervisor.pid}) is still alive")
+    if record.supervisor is not None:
+        # Programs started but not yet recorded when the supervisor died carry its mark.
+        marked = marked_by(record.supervisor)
+        left = await terminate_refs(marked, grace=grace) if marked else []
+        if left:
+            pids = ", ".join(str(p) for p in left)
+            survivors.append(f"process(es) {pids} started by the supervisor survived SIGKILL")
+        if is_alive(record.supervisor):
+            survivors.append(f"the supervisor (pid {record.supervisor.pid}) is still alive")
     survivors.extend(await verify_refused(record))
     if not survivors:
         state.remove()
@@ -96,13 +107,42 @@ async def down(state: StateDir, *, grace: float = 5.0) -> DownReport:
     )
 
 
-async def verify_refused(record: SandboxRecord, *, timeout: float = 1.0) -> list[str]:
-    """Every recorded address:port must refuse connections now; describe those that don't."""
+async def _stop_service(svc: ServiceRecord, grace: float) -> list[int]:
+    """Stop what is left of one recorded program, touching only verified identities."""
+    if svc.pgid is None or svc.start_time is None:
+        return []
+    # The tree is taken only below the very process that was recorded (not a reused pid).
+    extra = descendants(svc.pid, svc.start_time) if svc.pid is not None else []
+    leader = svc.start_time if svc.pid == svc.pgid else None
+    if svc.pgid <= 1 or svc.pgid == os.getpgrp() or leader is None:
+        # Our own group number (or an unverifiable one) is not the recorded group any more.
+        return await terminate_refs(extra, grace=grace) if extra else []
+    return await terminate_group(svc.pgid, grace=grace, extra=extra, leader_start=leader)
+
+
+async def verify_refused(
+    record: SandboxRecord, *, timeout: float = 1.0, settle: float = 3.0
+) -> list[str]:
+    """Every recorded address:port must refuse connections; describe those that don't.
+
+    Right after a SIGKILL the kernel may need a moment to close a dead process's sockets,
+    so an open port is probed again until it refuses or `settle` seconds have passed.
+    """
     services = [s for s in record.services if s.port]
-    results = await probe_all(probe_tcp(s.address, s.port, timeout=timeout) for s in services)
-    left = []
-    for svc, result in zip(services, results, strict=True):
-        if result.state is ProbeState.OPEN:
-            where = format_hostport(svc.address, svc.port)
-            left.append(f"{svc.name} ({where}) still accepts connections")
-    return left
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle
+    while True:
+        probes = (probe_tcp(s.address, s.port, timeout=timeout) for s in services)
+        results = await probe_all(probes)
+        services = [
+            svc
+            for svc, result in zip(services, results, strict=True)
+            if result.state is ProbeState.OPEN
+        ]
+        if not services or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.02)
+    return [
+        f"{svc.name} ({format_hostport(svc.address, svc.port)}) still accepts connections"
+        for svc in services
+    ]

@@ -15,17 +15,18 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from sandbox.errors import ExitCode, NotReadyError, SandboxError, TeardownError
+from sandbox.errors import CommandConfigError, NotReadyError, SandboxError, TeardownError
 from sandbox.net.sockets import bind_listener
-from sandbox.profile.models import CommandService
-from sandbox.runtime.processes import (
+from sandbox.proc.marker import MARKER_ENV, own_marker
+from sandbox.proc.processes import (
     descendants,
     preexec_child,
     ref_for,
-    signal_ref,
+    signal_tree,
     terminate_group,
 )
-from sandbox.runtime.state import ProcessRef
+from sandbox.proc.ref import ProcessRef
+from sandbox.profile.models import CommandService
 from sandbox.services.context import ServiceContext
 
 # `{{port}}` is a literal `{port}`; `${port}` is left to the shell; `{port}` is filled in.
@@ -38,12 +39,6 @@ _DRAIN = 0.5  # how long an exit waits for the rest of the output (a grandchild 
 _LINE_LIMIT = 1 << 20
 _FORCE_POLL = 0.05  # how often a stop in its grace period looks for a force
 RestartHook = Callable[["Program"], None]
-
-
-class CommandConfigError(SandboxError):
-    """A command service's `run`, `env` or `cwd` cannot be used as written."""
-
-    exit_code = ExitCode.INVALID_PROFILE
 
 
 def _values(ctx: ServiceContext) -> dict[str, str]:
@@ -195,13 +190,16 @@ class Program:
         return f"the program {how} before it was ready; its last output:\n    {last}"
 
     async def _spawn(self) -> None:
+        # The mark lets `down` find this program (and what it starts) even if we die before
+        # recording its pid; the parent-death signal is set before exec, in the child.
+        env = {**self.env, MARKER_ENV: own_marker()}
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                env=self.env,
+                env=env,
                 cwd=self.cwd,
                 start_new_session=True,
                 preexec_fn=preexec_child(signal.SIGKILL),
@@ -291,7 +289,7 @@ class Program:
         async with self._restarting:  # a restart under way finishes (or gives up) first
             pass
         process = self.process
-        extra = descendants(process.pid)
+        extra = descendants(process.pid, self.start_time)
         grace = 0.0 if self.forced() else self.stop_timeout
         stopping = asyncio.create_task(
             terminate_group(
@@ -308,11 +306,13 @@ class Program:
         try:
             while not (await asyncio.wait({stopping}, timeout=_FORCE_POLL))[0]:
                 if self.forced():
-                    _kill_now(process.pid, extra)
+                    _kill_now(process.pid, self.start_time, extra)
                     break
             survivors = await stopping
         except asyncio.CancelledError:
-            _kill_now(process.pid, extra)  # a cancelled close must not leave the group behind
+            _kill_now(
+                process.pid, self.start_time, extra
+            )  # a cancelled close must not leave the group behind
             raise
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), timeout=5.0)
@@ -339,12 +339,8 @@ class Program:
                 transport.close()
 
 
-def _kill_now(pgid: int, extra: list[ProcessRef]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    for ref in extra:
-        with contextlib.suppress(SandboxError):
-            signal_ref(ref, signal.SIGKILL)
+def _kill_now(pgid: int, start: float | None, extra: list[ProcessRef]) -> None:
+    signal_tree(pgid, signal.SIGKILL, leader_start=start, extra=extra)
 
 
 async def start_command(
@@ -380,7 +376,18 @@ async def start_command(
     elif ctx.port:
         check_port_free(ctx)
     await program._spawn()
+    await _test_hold(program)
     return program
+
+
+async def _test_hold(program: Program) -> None:
+    """Test hook: with SANDBOX_TEST_HOLD_AFTER_SPAWN=FILE, write the pid to FILE and stop here
+    for good, so a test can kill the supervisor between the start and the record."""
+    path = os.environ.get("SANDBOX_TEST_HOLD_AFTER_SPAWN")
+    if path:
+        with open(path, "w", encoding="ascii") as stream:  # noqa: ASYNC230 (test hook)
+            stream.write(f"{program.pid}\n")
+        await asyncio.Event().wait()
 
 
 def _cwd(spec: CommandService, ctx: ServiceContext) -> str | None:

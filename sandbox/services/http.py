@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections import deque
@@ -46,10 +47,28 @@ def _default_routes(ctx: ServiceContext) -> list[Route]:
 
 
 def _parse_json(text: str) -> Any:
+    # A body nested deeper than the parser's recursion allows is not JSON we can match.
     try:
         return json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
+
+
+class _OneLineLogger(logging.Logger):
+    """aiohttp's server logger for one stub: a malformed request is one line in the
+    service's log, never a traceback in the supervisor's."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(f"sandbox.stub.{ctx.name}", logging.INFO)
+        self.propagate = False
+        self._ctx = ctx
+
+    def handle(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text += f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self._ctx.log(f"[sandbox] {text}")
 
 
 class _Outcome:
@@ -279,6 +298,7 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
         grace=SHUTDOWN_GRACE,
         on_shutdown=dispatcher.released.set,
         on_cleanup=dispatcher.close_session,
+        logger=_OneLineLogger(ctx),
     )
     try:
         await site.start()

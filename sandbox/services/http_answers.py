@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import mimetypes
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
@@ -52,26 +55,80 @@ def template_variables(
     }
 
 
-def confine(profile_dir: Path | None, name: str) -> Path:
-    """The file `name` inside `profile_dir`. Raises FileRefused for anything outside it."""
+MAX_FILE = 64 << 20  # a stub answers with fixtures, not disk images
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def confine(profile_dir: Path | None, name: str) -> list[str]:
+    """The components of `name`, a relative path inside `profile_dir`.
+
+    Raises FileRefused for no folder, an absolute path or a `..` component.
+    """
     if profile_dir is None:
         raise FileRefused("this service has no profile folder, so it serves no files")
     if PurePath(name).is_absolute():
         raise FileRefused("an absolute path is refused: name a file inside the profile's folder")
-    base = profile_dir.resolve()
-    path = (base / name).resolve()  # resolving follows symlinks, so a link cannot escape
-    if not path.is_relative_to(base):
-        raise FileRefused(f"{name!r} lies outside the profile's folder {base}")
-    return path
+    parts = [p for p in PurePath(name).parts if p != "."]
+    if ".." in parts or not parts:
+        raise FileRefused(f"{name!r} lies outside the profile's folder {profile_dir}")
+    return parts
+
+
+def read_confined(profile_dir: Path | None, name: str) -> bytes:
+    """The bytes of the regular file `name` inside `profile_dir`, opened safely.
+
+    Every component is opened relative to the descriptor of the one before it with
+    O_NOFOLLOW, so no symbolic link is followed even if one is swapped in while we walk;
+    the file is opened without blocking and checked (fstat) to be a regular file, so a
+    FIFO or a device is refused at once. Raises FileRefused saying why.
+    """
+    parts = confine(profile_dir, name)
+    assert profile_dir is not None
+    try:
+        folder = os.open(profile_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FileRefused(f"the profile's folder cannot be opened: {exc.strerror}") from None
+    try:
+        for part in parts[:-1]:
+            step = _open_at(folder, part, _DIR_FLAGS, name)
+            os.close(folder)
+            folder = step
+        fd = _open_at(folder, parts[-1], _FILE_FLAGS, name)
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused(f"{name!r} is not a regular file (a FIFO, device or socket)")
+        if info.st_size > MAX_FILE:
+            raise FileRefused(f"{name!r} is larger than {MAX_FILE} bytes")
+        os.set_blocking(fd, True)
+        return stream.read(MAX_FILE + 1)[:MAX_FILE]
+
+
+def _open_at(folder: int, part: str, flags: int, name: str) -> int:
+    try:
+        return os.open(part, flags, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(folder, part):
+            raise FileRefused(
+                f"{name!r} goes through the symbolic link {part!r}: links are not followed, "
+                "so a file can never be reached outside the profile's folder"
+            ) from None
+        raise FileRefused(f"{name!r} cannot be read: {exc.strerror or exc}") from None
+
+
+def _is_link(folder: int, part: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(part, dir_fd=folder).st_mode)
+    except OSError:
+        return False
 
 
 async def _file_body(profile_dir: Path | None, name: str) -> tuple[bytes, str]:
-    path = confine(profile_dir, name)
-    try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        raise FileRefused(f"{name!r} cannot be read: {exc.strerror or exc}") from None
-    return data, mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    data = await asyncio.to_thread(read_confined, profile_dir, name)
+    return data, mimetypes.guess_type(PurePath(name).name)[0] or "application/octet-stream"
 
 
 async def build(

@@ -11,8 +11,9 @@ from typing import Any
 
 from multidict import MultiMapping
 
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import Match, Response, Route
-from sandbox.services.templates import StubConfigError, Text, compile_json, compile_text
+from sandbox.services.templates import Text, compile_json, compile_text
 
 # aiohttp's route syntax: `{name}` is one path segment, `{name:regex}` is the regex (which
 # may itself hold `{m,n}` quantifiers, hence the nested braces).

@@ -9,8 +9,10 @@ objects each (a router, signals, a runner, a site); a stub needs only the protoc
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
@@ -39,7 +41,8 @@ class LightSite:
     """`handler` served on `sock` (bound and listening) until `close()`.
 
     `on_shutdown` runs when closing begins (hanging handlers let go), `on_cleanup` after
-    every connection is closed (e.g. a proxy's client session).
+    every connection is closed (e.g. a proxy's client session); `logger` gets aiohttp's
+    own messages (a malformed request).
     """
 
     def __init__(
@@ -50,13 +53,17 @@ class LightSite:
         grace: float,
         on_shutdown: Callable[[], None] | None = None,
         on_cleanup: Callable[[], Awaitable[None]] | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         self._sock = sock
         self._grace = grace
         self._on_shutdown = on_shutdown
         self._on_cleanup = on_cleanup
         # access_log=None: every request is logged by the stub itself.
-        self._web = web.Server(_with_expect(handler), handler_cancellation=True, access_log=None)
+        extra: dict[str, Any] = {"logger": logger} if logger is not None else {}
+        self._web = web.Server(
+            _with_expect(handler), handler_cancellation=True, access_log=None, **extra
+        )
         self._server: asyncio.Server | None = None
         self._closing: asyncio.Task[None] | None = None
 

@@ -1,9 +1,9 @@
 """A tiny foreign program that holds one loopback address:port, for the `port-taken` lab.
 
 Run as `python3 -m sandbox.teach.holder ADDRESS PORT`. It needs nothing but the standard
-library (any Python 3 runs it), takes only a literal loopback address (no name lookup, no
-reverse lookup: it never asks a resolver anything), greets each client with one line, answers
-the first line the client sends, and closes. SIGTERM or SIGINT stops it.
+library and the loopback rule of sandbox.net.addresses, takes only a literal loopback address
+(no name lookup, no reverse lookup: it never asks a resolver anything), greets each client
+with one line, answers the first line the client sends, and closes. SIGTERM or SIGINT stops it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import socket
 import sys
 import threading
 
+from sandbox.net.addresses import loopback_problem
+
 _READ_TIMEOUT = 2.0  # seconds a client may take to send its line before it is closed
 
 
@@ -26,8 +28,9 @@ def parse(argv: list[str]) -> tuple[str, int]:
         raise ValueError("usage: python3 -m sandbox.teach.holder ADDRESS PORT")
     address, port_text = argv
     addr = ipaddress.ip_address(address.strip("[]"))
-    if not addr.is_loopback:
-        raise ValueError(f"{address} is not a loopback address (127.x.y.z or ::1)")
+    problem = loopback_problem(addr, address)
+    if problem is not None:
+        raise ValueError(problem)
     port = int(port_text)
     if not 1 <= port <= 65535:
         raise ValueError(f"{port} is not a port (1..65535)")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from sandbox.errors import HostsFileError as HostsFileError  # old home, still importable
 from sandbox.errors import ProfileNotFound, SandboxError, UsageError
 from sandbox.net.addresses import parse_loopback
-from sandbox.output import Printer
 from sandbox.runtime.state import SandboxRecord
 
 if TYPE_CHECKING:
@@ -26,10 +26,6 @@ NSSWITCH = Path("/etc/nsswitch.conf")
 Action = Literal["printed", "written", "unchanged", "removed", "absent"]
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
-
-
-class HostsFileError(SandboxError):
-    """A hosts file could not be read or rewritten, or its sandbox block is damaged."""
 
 
 @dataclass(frozen=True)
@@ -178,15 +174,33 @@ def _spans(lines: list[bytes], name: str, target: Path) -> list[tuple[int, int]]
     return spans
 
 
+_MAX_HOSTS = 16 << 20  # far beyond any real hosts file
+
+
 def _read(path: Path) -> tuple[Path, bytes | None]:
     # Follow a symlink: replacing the link itself would cut it loose from its target.
     target = Path(os.path.realpath(path))
     try:
-        return target, target.read_bytes()
+        # Without blocking, and checked by what was opened: a FIFO must not hang us.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         return target, None
     except OSError as exc:
         raise HostsFileError(f"Cannot read {target}: {exc.strerror}.") from exc
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HostsFileError(
+                f"{target} is not a regular file (a FIFO, device or folder).",
+                "Give the path of a hosts file.",
+            )
+        os.set_blocking(fd, True)
+        try:
+            data = stream.read(_MAX_HOSTS + 1)
+        except OSError as exc:
+            raise HostsFileError(f"Cannot read {target}: {exc.strerror}.") from exc
+    if len(data) > _MAX_HOSTS:
+        raise HostsFileError(f"{target} is larger than {_MAX_HOSTS} bytes: not a hosts file.")
+    return target, data
 
 
 def _replace(target: Path, data: bytes, existed: bool) -> None:
@@ -291,7 +305,7 @@ def hosts(
 def _running(name: str, state_root: Path | None) -> SandboxRecord | None:
     if state_root is None or not _NAME.fullmatch(name):
         return None
-    from sandbox.runtime.processes import is_alive
+    from sandbox.proc.processes import is_alive
     from sandbox.runtime.state import StateDir
 
     try:
@@ -361,12 +375,3 @@ def _sentences(
     }
     out.append(done[action])
     return out
-
-
-def render(report: HostsReport, out: Printer) -> None:
-    """The block on stdout (ready for `| sudo tee -a /etc/hosts`), the sentences on stderr."""
-    if report.action not in ("removed", "absent"):
-        for line in block_lines(report.sandbox, report.entries):
-            out.line(out.paint(line, "dim") if line.startswith("#") else line)
-    for sentence in report.sentences:
-        out.note(sentence)

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from sandbox.errors import ConflictError, ExitCode, SandboxError, UsageError
-from sandbox.output import Printer
 from sandbox.runtime.teardown import DownReport
 
 WAIT_TIMEOUT = 10.0  # seconds a lab's services may take to be ready
@@ -278,8 +277,8 @@ def start_lab(name: str, state_root: Path, *, wait_timeout: float = WAIT_TIMEOUT
     when a service did not get ready. Leaves the lab running (recorded like any sandbox) only
     when it returns; on an error nothing of it is left.
     """
-    from sandbox.lifecycle import up_detached
     from sandbox.profile.loader import load_profile
+    from sandbox.runtime.manage import up_detached
 
     lab = get_lab(name)
     profile = load_profile(_profile_path(lab))
@@ -316,7 +315,7 @@ def stop_lab(name: str, state_root: Path, *, grace: float = 5.0) -> DownReport:
     Returns the report; one with nothing stopped when the lab was not running. Raises
     UsageError for an unknown lab. Leaves the record in place only if something survived.
     """
-    from sandbox.lifecycle import down_many
+    from sandbox.runtime.manage import down_many
 
     lab = get_lab(name)
     reports = asyncio.run(down_many(state_root, lab.sandbox, grace=grace))
@@ -340,7 +339,7 @@ def list_labs(state_root: Path) -> list[LabEntry]:
 
 def _state(lab: Lab, state_root: Path) -> str:
     """`running`, `stale` (recorded, but its supervisor died) or `stopped` (no record)."""
-    from sandbox.runtime.processes import is_alive
+    from sandbox.proc.processes import is_alive
     from sandbox.runtime.state import StateDir
 
     try:
@@ -351,47 +350,3 @@ def _state(lab: Lab, state_root: Path) -> str:
         return "stopped"
     alive = record.supervisor is not None and is_alive(record.supervisor)
     return "running" if alive else "stale"
-
-
-# -- output ---------------------------------------------------------------------------------
-
-
-def render_list(entries: list[LabEntry], out: Printer) -> None:
-    """The labs as a table: name, state, endpoints, what it shows; then how to start one."""
-    colours = {"running": "green", "stale": "red", "stopped": "dim"}
-    out.table(
-        ["LAB", "STATE", "LISTENS ON", "WHAT IT SHOWS"],
-        [
-            (e.lab.name, out.paint(e.state, colours[e.state]), " ".join(e.endpoints), e.lab.title)
-            for e in entries
-        ],
-    )
-    out.note("start one with `sandbox lab start NAME`; the steps are printed then")
-
-
-def render_started(started: LabStatus, out: Printer) -> None:
-    """The lab's services (where, answering?) and its instructions."""
-    lab = started.lab
-    out.line(out.paint(f"lab {lab.name}: {lab.title}", "bold"))
-    out.services_table(started.status["services"])
-    out.line()
-    for line in started.instructions.splitlines():
-        out.line(line)
-    out.line()
-    out.line(f"Stop it with `sandbox lab stop {lab.name}` (or `sandbox down --all`).")
-
-
-def render_stopped(report: DownReport, out: Printer) -> None:
-    """What `lab stop` did: stopped and verified, not running, or what survived."""
-    lab = report.name.removeprefix("lab-")
-    if not report.stopped and not report.survivors and not report.supervisor_was_alive:
-        out.line(f'lab "{lab}" is not running.')
-        return
-    if report.clean:
-        out.ok(
-            f"lab {lab}: stopped {len(report.stopped)} services; every port refuses "
-            f"connections ({report.seconds:.2f}s)"
-        )
-        return
-    for survivor in report.survivors:
-        out.warn(f"lab {lab}: {survivor}")

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sandbox.errors import SandboxError, UsageError
-from sandbox.net.addresses import is_loopback
-from sandbox.output import Printer
+from sandbox.errors import PingUnavailable, UsageError
+from sandbox.net.addresses import is_loopback, loopback_problem
 
 Method = Literal["dgram", "raw"]
 MAX_COUNT = 100
@@ -25,11 +24,6 @@ PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 PAYLOAD_BYTES = 56  # what the system ping sends: 64 bytes with the ICMP header
 _REQUEST = {4: 8, 6: 128}  # ICMP echo request; ICMPv6 echo request
 _REPLY = {4: 0, 6: 129}
-
-
-class PingUnavailable(SandboxError):
-    """No ICMP socket may be opened here (or sending failed); the message says why, the hint
-    what to change."""
 
 
 @dataclass(frozen=True)
@@ -191,19 +185,10 @@ def _loopback(host: str) -> str:
                 "Write 127.0.0.1, another 127.x.y.z, or ::1.",
             ) from None
         return _localhost()
-    if address == ipaddress.ip_address("127.255.255.255"):
-        raise UsageError(
-            "127.255.255.255 is the broadcast address of 127.0.0.0/8, not one host's address.",
-            "Write 127.0.0.1, another 127.x.y.z, or ::1.",
-        )
-    if not is_loopback(address):
-        raise UsageError(
-            f"{address} is not a loopback address: sandbox ping only pings this machine "
-            "(127.0.0.0/8 and ::1).",
-            "Write 127.0.0.1, another 127.x.y.z, or ::1.",
-        )
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return str(mapped or address)
+    problem = loopback_problem(address, literal)
+    if problem is not None:
+        raise UsageError(problem, "Write 127.0.0.1, another 127.x.y.z, or ::1.")
+    return str(address)
 
 
 def _localhost() -> str:
@@ -290,44 +275,3 @@ def _wait_reply(
             continue
         return (arrived - started) * 1000.0
     return None
-
-
-def _header(report: PingReport, out: Printer) -> None:
-    name = report.host if report.host == report.address else f"{report.host} ({report.address})"
-    how = "an unprivileged ICMP socket" if report.method == "dgram" else "a raw socket"
-    out.line(f"PING {name}: {PAYLOAD_BYTES} data bytes, ICMP echo over {how}")
-
-
-def _reply_line(address: str, reply: PingReply, out: Printer) -> None:
-    if reply.rtt_ms is None:
-        out.line(out.paint(f"no reply from {address}: icmp_seq={reply.seq}", "red"))
-    else:
-        size = PAYLOAD_BYTES + 8
-        out.line(f"{size} bytes from {address}: icmp_seq={reply.seq} time={reply.rtt_ms:.3f} ms")
-
-
-def render_progress(partial: PingReport, out: Printer) -> None:
-    """For `on_reply`: the header with the first reply, then one line per reply as it comes."""
-    if len(partial.replies) == 1:
-        _header(partial, out)
-    if partial.replies:
-        _reply_line(partial.address, partial.replies[-1], out)
-
-
-def render(report: PingReport, out: Printer, *, streamed: bool = False) -> None:
-    """The header and one line per reply (unless render_progress printed them), then the
-    statistics as the system ping prints them, and what a loopback ping does and does not say."""
-    if not streamed:
-        _header(report, out)
-        for reply in report.replies:
-            _reply_line(report.address, reply, out)
-    out.line(f"--- {report.address} ping statistics ---")
-    out.line(f"{report.sent} sent, {report.received} received, {report.loss:.0f}% loss")
-    if report.min_ms is not None and report.avg_ms is not None and report.max_ms is not None:
-        times = f"{report.min_ms:.3f}/{report.avg_ms:.3f}/{report.max_ms:.3f}"
-        out.line(f"round-trip min/avg/max = {times} ms")
-    out.note(
-        "The kernel answered on its own: a loopback packet never leaves this machine. A reply "
-        "says the address is up, not that a port listens (every 127.x answers ping); "
-        "`sandbox probe ADDRESS:PORT` checks a port."
-    )

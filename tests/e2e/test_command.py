@@ -20,8 +20,8 @@ from typing import IO, Any
 
 import pytest
 
-from sandbox.net.table import read_table
 from tests.e2e.conftest import Cli
+from tests.helpers import gone, listening
 
 pytestmark = pytest.mark.e2e
 
@@ -41,25 +41,11 @@ def _in_shell(script: str) -> str:
     return "sh -c " + shlex.quote(script)
 
 
-def _listening(address: str) -> list[int]:
-    want = ipaddress.ip_address(address)
-    return [x.port for x in read_table(protocols=("tcp",)) if x.address == want]
-
-
 def _get(address: str, port: int, path: str) -> str:
     url = f"http://{address}:{port}{path}"  # a literal loopback address, no name lookup
     with urllib.request.urlopen(url, timeout=5) as response:
         body: str = response.read().decode()
         return body
-
-
-def _gone(pid: int) -> bool:
-    """No such process, or only a zombie (the container's init may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _wait_until(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:
@@ -77,7 +63,7 @@ def leftovers() -> Iterator[list[int]]:
         yield pids
     finally:
         for pid in pids:
-            if _gone(pid):
+            if gone(pid):
                 continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 if os.getpgid(pid) == pid:
@@ -139,9 +125,9 @@ def test_a_program_sees_every_address_and_down_stops_it(
 
     down = cli("down", "wired")
     assert down.returncode == 0, down.stderr
-    assert _gone(app["pid"])
-    assert _listening(a) == []
-    assert _listening(b) == []
+    assert gone(app["pid"])
+    assert listening(a) == []
+    assert listening(b) == []
 
 
 def test_a_background_grandchild_and_an_ignored_sigterm_do_not_survive_down(
@@ -169,10 +155,10 @@ def test_a_background_grandchild_and_an_ignored_sigterm_do_not_survive_down(
     down = cli("down", "stubborn")
     took = time.monotonic() - t0
     assert down.returncode == 0, down.stdout + down.stderr
-    assert [pid for pid in pids if not _gone(pid)] == []
+    assert [pid for pid in pids if not gone(pid)] == []
     assert took >= 0.3  # the ignored SIGTERM cost the grace, no more
-    assert _listening(a) == []
-    assert _listening(b) == []
+    assert listening(a) == []
+    assert listening(b) == []
 
 
 def test_a_program_that_exits_at_once_fails_up_with_its_last_output(
@@ -197,7 +183,7 @@ def test_a_program_that_exits_at_once_fails_up_with_its_last_output(
     assert "loading config" in up.stderr
     assert "fatal: no config file" in up.stderr
     assert took < 15  # at once, not at the 30 s deadline
-    assert _listening(a) == []
+    assert listening(a) == []
     assert not (cli.state / "broken" / "state.json").exists()
 
 
@@ -216,7 +202,7 @@ def test_a_port_taken_by_someone_else_is_exit_4_and_the_program_never_starts(
         assert up.returncode == 4, up.stderr
         assert f"{a}:{port}" in up.stderr
         assert f"pid {os.getpid()}" in up.stderr
-        assert _listening(a) == [port]  # only ours
+        assert listening(a) == [port]  # only ours
     assert not (cli.cwd / "started").exists()
     assert not (cli.state / "taken" / "state.json").exists()
 
@@ -241,7 +227,7 @@ def test_a_sigkilled_supervisor_takes_its_programs_with_it(
 
     os.kill(status["supervisor_pid"], signal.SIGKILL)
     # PR_SET_PDEATHSIG: the kernel kills each program as its parent dies, before any `down`.
-    _wait_until(lambda: _gone(app_pid) and _gone(shell["pid"]), "the programs to die")
+    _wait_until(lambda: gone(app_pid) and gone(shell["pid"]), "the programs to die")
     assert cli.json("status")["sandboxes"][0]["state"] == "stale"
 
     down = cli.json("down", "orphans")["sandboxes"][0]
@@ -249,9 +235,10 @@ def test_a_sigkilled_supervisor_takes_its_programs_with_it(
     assert not down["supervisor_was_alive"]
     # What a program started in the background is not covered by PDEATHSIG: `down` kills
     # the recorded process group.
-    assert all(_gone(pid) for pid in shell["children"])
-    assert _listening(a) == []
-    assert _listening(b) == []
+    assert shell["children"], shell  # all() of nothing would pass
+    assert all(gone(pid) for pid in shell["children"])
+    assert listening(a) == []
+    assert listening(b) == []
 
 
 def test_restart_on_failure_brings_a_crashed_program_back_and_status_counts_it(
@@ -279,14 +266,14 @@ def test_restart_on_failure_brings_a_crashed_program_back_and_status_counts_it(
     assert now is not None
     leftovers.append(now["pid"])
     assert now["pid"] != first
-    assert _gone(first)
+    assert gone(first)
     assert _get(a, now["port"], "/") == "ok\n"
     logs = cli("logs", "phoenix", "app").stdout
     assert "[sandbox] the program exited with code 3" in logs
     assert "[sandbox] restart 1 of 2 in 0.2 s" in logs
 
     assert cli("down", "phoenix").returncode == 0
-    assert _gone(now["pid"])
+    assert gone(now["pid"])
 
 
 def _read_until(stream: IO[str] | None, needle: str, timeout: float = 20.0) -> str:
@@ -322,8 +309,8 @@ def test_foreground_interleaves_the_program_output_and_ctrl_c_stops_it(
         assert any(line.startswith("app") and "| GET /hello" in line for line in seen.splitlines())
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 130
-        assert _gone(app["pid"])
-        assert _listening(a) == []
+        assert gone(app["pid"])
+        assert listening(a) == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -331,3 +318,24 @@ def test_foreground_interleaves_the_program_output_and_ctrl_c_stops_it(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_a_ready_http_endpoint_slower_than_two_seconds_becomes_ready(
+    cli: Cli, write_profile: WriteProfile, spare_loopback: Spare
+) -> None:
+    # Each readiness attempt may take the whole budget: a fixed 2 s per attempt never
+    # saw this endpoint, which answers after 2.5 s, however long `ready.timeout` was.
+    (address,) = (str(x) for x in spare_loopback(1))
+    path = write_profile({
+        "name": "slowpoke",
+        "services": {
+            "app": {"kind": "command", "address": address, "run": _serve("--slow 2.5"),
+                    "ready": {"http": "/health", "timeout": "10s"}},
+        },
+    })  # fmt: skip
+    up = cli("up", str(path), "-d")
+    try:
+        assert up.returncode == 0, up.stderr
+    finally:
+        assert cli("down", "slowpoke").returncode == 0
+    assert listening(address) == []

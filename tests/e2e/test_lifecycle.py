@@ -15,15 +15,10 @@ from typing import Any
 
 import pytest
 
-from sandbox.net.table import read_table
 from tests.e2e.conftest import Cli
+from tests.helpers import listening
 
 pytestmark = pytest.mark.e2e
-
-
-def _listening(address: str) -> list[int]:
-    want = ipaddress.ip_address(address)
-    return [x.port for x in read_table(protocols=("tcp",)) if x.address == want]
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -75,7 +70,7 @@ def test_up_detached_status_logs_down(
     down = cli("down", "trio")
     assert down.returncode == 0, down.stderr
     for s in services.values():
-        assert s["port"] not in _listening(s["address"])
+        assert s["port"] not in listening(s["address"])
     assert cli.json("status") == {"sandboxes": []}
     assert not (cli.state / "trio").exists()
 
@@ -95,7 +90,7 @@ def test_conflict_at_the_third_service_starts_nothing(
         assert f"pid {os.getpid()}" in up.stderr
         assert "db (" in up.stderr
     for address in addresses[:2]:
-        assert _listening(str(address)) == []
+        assert listening(str(address)) == []
     assert not (cli.state / "clash" / "state.json").exists()
 
 
@@ -123,7 +118,7 @@ def test_down_after_the_supervisor_was_sigkilled(
     down = cli("down", "killed")
     assert down.returncode == 0, down.stderr
     for address in addresses:
-        assert _listening(str(address)) == []
+        assert listening(str(address)) == []
     again = cli("up", str(path), "-d")
     assert again.returncode == 0, again.stderr
 
@@ -143,12 +138,19 @@ def test_not_ready_exits_5_and_leaves_nothing(
     up = cli("up", str(path), "-d")
     assert up.returncode == 5, up.stderr
     assert "503" in up.stderr
-    assert _listening(str(address)) == []
+    assert listening(str(address)) == []
     assert not (cli.state / "sick" / "state.json").exists()
 
 
-def test_foreground_sigint_stops_cleanly(
-    cli: Cli, write_profile: Callable[[dict[str, Any]], Path], spare_loopback: Any
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_foreground_stops_cleanly_on_a_signal(
+    cli: Cli,
+    write_profile: Callable[[dict[str, Any]], Path],
+    spare_loopback: Any,
+    signum: int,
+    code: int,
 ) -> None:
     (address,) = spare_loopback(1)
     path = write_profile(
@@ -165,10 +167,10 @@ def test_foreground_sigint_stops_cleanly(
             assert line, f"up exited early: {seen}"
             seen += line
         port = cli.json("status")["sandboxes"][0]["services"][0]["port"]
-        assert port in _listening(str(address))
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 130
-        assert _listening(str(address)) == []
+        assert port in listening(str(address))
+        proc.send_signal(signum)
+        assert proc.wait(timeout=20) == code
+        assert listening(str(address)) == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -189,7 +191,7 @@ def test_bundled_profiles_come_up_and_go_down(cli: Cli, profile: str) -> None:
         )
     assert cli("down", profile).returncode == 0
     for s in status["services"]:
-        assert s["port"] not in _listening(s["address"])
+        assert s["port"] not in listening(s["address"])
 
 
 def test_down_of_nothing_says_so(cli: Cli) -> None:

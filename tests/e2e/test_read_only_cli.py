@@ -144,6 +144,7 @@ def test_probe_http_url(cli: Cli, write_profile: Callable[[dict[str, Any]], Path
     data = cli.json("probe", url)
     assert data["results"][0]["http_status"] == 204
     by_name = cli.json("probe", str(path.with_suffix("")).rsplit("/", 1)[1])
+    assert by_name["results"], by_name  # all() of nothing would pass
     assert all(r["state"] == "open" for r in by_name["results"])
 
 

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 import sandbox
-from sandbox.errors import ExitCode
-from sandbox.io.importers._source import ImportSourceError
+from sandbox.errors import ExitCode, SourceError
 from sandbox.io.importers.mountebank import import_mountebank
 from sandbox.services.http_routes import compile_path
 from tests.io.golden import check_golden, losses, write_runnable
@@ -108,7 +107,7 @@ def test_not_on_the_body_is_a_negated_regex(tmp_path: Path) -> None:
 
 
 def test_a_folder_is_refused_with_exit_code_3(tmp_path: Path) -> None:
-    with pytest.raises(ImportSourceError) as caught:
+    with pytest.raises(SourceError) as caught:
         import_mountebank(tmp_path)
     assert caught.value.exit_code == ExitCode.INVALID_PROFILE
 
@@ -116,14 +115,14 @@ def test_a_folder_is_refused_with_exit_code_3(tmp_path: Path) -> None:
 def test_a_file_without_imposters_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "x.json"
     source.write_text('{"stubs": []}')
-    with pytest.raises(ImportSourceError, match="neither an `imposters` array"):
+    with pytest.raises(SourceError, match="neither an `imposters` array"):
         import_mountebank(source)
 
 
 def test_an_ejs_template_is_refused_as_not_json(tmp_path: Path) -> None:
     source = tmp_path / "imposters.ejs"
     source.write_text('{"imposters": [<% include stub.json %>]}')
-    with pytest.raises(ImportSourceError, match=r"imposters\.ejs:1:16 is not valid JSON"):
+    with pytest.raises(SourceError, match=r"imposters\.ejs:1:16 is not valid JSON"):
         import_mountebank(source)
 
 

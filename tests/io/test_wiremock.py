@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 import sandbox
-from sandbox.errors import ExitCode
-from sandbox.io.importers._source import ImportSourceError
+from sandbox.errors import ExitCode, SourceError
 from sandbox.io.importers.wiremock import import_wiremock
 from sandbox.services.http_routes import compile_path
 from tests.io.golden import check_golden, losses, write_runnable
@@ -122,7 +121,7 @@ def test_doesnotmatch_and_case_insensitive_equality(tmp_path: Path) -> None:
 
 
 def test_a_missing_source_is_refused_with_exit_code_3(tmp_path: Path) -> None:
-    with pytest.raises(ImportSourceError) as caught:
+    with pytest.raises(SourceError) as caught:
         import_wiremock(tmp_path / "nope")
     assert caught.value.exit_code == ExitCode.INVALID_PROFILE
     assert "missing" in str(caught.value)
@@ -131,7 +130,7 @@ def test_a_missing_source_is_refused_with_exit_code_3(tmp_path: Path) -> None:
 def test_a_named_pipe_is_refused(tmp_path: Path) -> None:
     fifo = tmp_path / "mappings.json"
     os.mkfifo(fifo)
-    with pytest.raises(ImportSourceError, match="named pipe"):
+    with pytest.raises(SourceError, match="named pipe"):
         import_wiremock(fifo)
 
 
@@ -139,14 +138,14 @@ def test_a_source_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     big = tmp_path / "big.json"
     with big.open("wb") as handle:
         handle.truncate(21 * 1024 * 1024)  # sparse: nothing is written
-    with pytest.raises(ImportSourceError, match="20 MiB"):
+    with pytest.raises(SourceError, match="20 MiB"):
         import_wiremock(big)
 
 
 def test_bad_json_names_the_line_and_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"request": {\n  "url": "/x",,\n}}')
-    with pytest.raises(ImportSourceError, match=r"bad\.json:2:15"):
+    with pytest.raises(SourceError, match=r"bad\.json:2:15"):
         import_wiremock(bad)
 
 

@@ -20,8 +20,9 @@ from sandbox.net.conflicts import (
     next_free_address,
     next_free_port,
 )
+from sandbox.net.listeners import Listener, Owner
 from sandbox.net.sockets import bind_listener, bound_address
-from sandbox.net.table import Listener, Owner, read_bindv6only, read_table
+from sandbox.net.table import read_bindv6only, read_table
 from tests.netns import netns_json
 
 Spare = Callable[[int], list[ipaddress.IPv4Address]]

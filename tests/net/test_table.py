@@ -15,8 +15,9 @@ from collections.abc import Callable
 import psutil
 import pytest
 
+from sandbox.net.listeners import Listener, Owner
 from sandbox.net.sockets import bind_listener, bound_address
-from sandbox.net.table import Listener, Owner, loopback_listeners, read_bindv6only, read_table
+from sandbox.net.table import loopback_listeners, read_bindv6only, read_table
 from tests.netns import netns_json
 
 Spare = Callable[[int], list[ipaddress.IPv4Address]]

@@ -5,8 +5,9 @@ answers: `/env` with its SANDBOX_* variables, pid, process group, cwd and child 
 JSON; `/crash` by exiting with code 3; anything else with `ok`. Options: `--say LINE`
 prints lines first, `--exit CODE` then exits instead of serving, `--fail-first N
 --counter FILE` exits with 1 on the first N starts, `--ignore-term` survives SIGTERM
-(printing that it did). Standard library only; it never looks a name up (unlike
-`python -m http.server`, which reverse-resolves its address).
+(printing that it did), `--slow S` waits S seconds before each answer. Standard library
+only; it never looks a name up (unlike `python -m http.server`, which reverse-resolves its
+address).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="exit with code 1 on the first N starts, counted in the file --counter",
     )
     parser.add_argument("--counter", type=Path, default=None)
+    parser.add_argument("--slow", type=float, default=0.0, help="seconds before each answer")
     return parser.parse_args(argv)
 
 
@@ -57,6 +59,9 @@ def _children(pid: int) -> list[str]:
     return found
 
 
+SLOW = [0.0]  # seconds before each answer (--slow)
+
+
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -67,6 +72,8 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
     crash = path == "/crash"
     body = (json.dumps(_info()) if path == "/env" else "ok\n").encode()
+    if SLOW[0]:
+        await asyncio.sleep(SLOW[0])  # the endpoint is slow on purpose (--slow)
     writer.write(
         b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
@@ -106,6 +113,7 @@ def main(argv: list[str]) -> int:
         if starts < args.fail_first:
             print(f"failing on purpose (start {starts + 1})", flush=True)
             return 1
+    SLOW[0] = args.slow
     if args.ignore_term:
         signal.signal(signal.SIGTERM, _ignore)
     asyncio.run(_serve(args))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from sandbox.runtime.processes import (
+from sandbox.proc.processes import (
     descendants,
     describe,
     group_pids,
@@ -245,7 +245,7 @@ async def test_terminate_group_refuses_our_own_group(pgid: int) -> None:
 def test_preexec_child_dies_with_its_parent(procs: Spawner) -> None:
     code = (
         "import subprocess, sys\n"
-        "from sandbox.runtime.processes import preexec_child\n"
+        "from sandbox.proc.processes import preexec_child\n"
         "child = subprocess.Popen(['sleep', '1000'], preexec_fn=preexec_child(),"
         " start_new_session=True)\n"
         "print(child.pid, flush=True)\n"

@@ -10,7 +10,7 @@ import pytest
 
 from sandbox.api import load
 from sandbox.runtime.events import Event, LogLine
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 from sandbox.runtime.supervisor import REQUEST_LOG_ENV, request_log_default
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from sandbox.errors import BindError, ConflictError, ExitCode, NotReadyError
+from sandbox.proc.marker import own_marker
 from sandbox.profile.loader import load_profile_data
 from sandbox.profile.models import CommandService
-from sandbox.runtime.orchestrator import Sandbox
+from sandbox.runtime.sandbox import Sandbox
 from sandbox.services import command
 from sandbox.services.command import (
     CommandConfigError,
@@ -30,6 +31,7 @@ from sandbox.services.command import (
     start_command,
 )
 from sandbox.services.context import Peer, ServiceContext
+from tests.helpers import gone
 from tests.services.helpers import DEADLINE, Listen, connection, context, read_to_eof
 
 SERVER = Path(__file__).resolve().parents[1] / "programs" / "echo_server.py"
@@ -67,15 +69,6 @@ async def get(host: str, port: int, path: str) -> str:
         writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
         raw = await read_to_eof(reader)
     return raw.split(b"\r\n\r\n", 1)[1].decode()
-
-
-def gone(pid: int) -> bool:
-    """No such process, or only its zombie (a reaper that never reaps is no survivor)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def children_of(pid: int) -> list[int]:
@@ -196,7 +189,8 @@ async def test_program_runs_in_its_own_group_with_env_and_cwd(
     info = json.loads(await get(ctx.address, ctx.port, "/env"))
     assert info["pid"] == program.pid
     assert info["pgid"] == program.pgid == program.pid != os.getpgrp()
-    assert info["env"] == {"SANDBOX_DB_HOST": "127.0.0.9"}
+    # The mark names this process (the supervisor) so `down` finds unrecorded leftovers.
+    assert info["env"] == {"SANDBOX_DB_HOST": "127.0.0.9", "SANDBOX_SUPERVISOR": own_marker()}
     assert info["extra"] == "6379"
     assert info["cwd"] == str(tmp_path / "work")
     assert program.start_time is not None

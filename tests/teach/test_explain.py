@@ -17,13 +17,14 @@ import pytest
 
 from sandbox.errors import BindError, UsageError
 from sandbox.net.addresses import format_hostport
+from sandbox.net.listeners import Listener, Owner
 from sandbox.net.sockets import bind_listener
-from sandbox.net.table import Listener, Owner
 from sandbox.output import Printer
+from sandbox.output.explain import render
 from sandbox.probe import ProbeState, resolve
-from sandbox.runtime.processes import ref_for
+from sandbox.proc.processes import ref_for
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
-from sandbox.teach.explain import Explanation, explain, render
+from sandbox.teach.explain import Explanation, explain
 from tests.netns import netns_json
 
 Spare = Callable[[int], list[ipaddress.IPv4Address]]

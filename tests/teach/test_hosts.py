@@ -11,9 +11,10 @@ import pytest
 
 from sandbox.errors import UsageError
 from sandbox.output import Printer
+from sandbox.output.hosts import render
 from sandbox.plan import make_plan
+from sandbox.proc.processes import ref_for
 from sandbox.profile.loader import load_profile
-from sandbox.runtime.processes import ref_for
 from sandbox.runtime.state import ProcessRef, SandboxRecord, ServiceRecord, StateDir
 from sandbox.teach.hosts import (
     HostsEntry,
@@ -22,7 +23,6 @@ from sandbox.teach.hosts import (
     hosts,
     hosts_lines,
     remove_block,
-    render,
     write_block,
 )
 

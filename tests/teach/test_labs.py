@@ -7,10 +7,8 @@ clash with nothing on the machine, nor with tests running alongside.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from sandbox.errors import UsageError
 from sandbox.net.addresses import format_hostport
 from sandbox.output import Printer
+from sandbox.output.labs import render_stopped
 from sandbox.profile.loader import bundled_dir, load_profile
 from sandbox.runtime.teardown import DownReport
 from sandbox.teach import holder
@@ -29,8 +28,8 @@ from sandbox.teach.labs import (
     LabStatus,
     get_lab,
     localhost_case,
-    render_stopped,
 )
+from tests.helpers import gone
 from tests.netns_cli import NamespacedCli, private_netns
 
 
@@ -43,17 +42,6 @@ def ns(tmp_path: Path) -> Iterator[NamespacedCli]:
 def _endpoints(lab: str) -> set[str]:
     profile = load_profile(bundled_dir() / f"lab-{lab}.yaml")
     return {format_hostport(s.address, int(s.port)) for s in profile.services.values()}
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie is gone for every purpose but the process table.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    return True
 
 
 # -- without a namespace: the registry, the texts, the holder's arguments -------------------
@@ -148,7 +136,7 @@ def test_a_lab_starts_answers_and_stops_leaving_nothing(ns: NamespacedCli, name:
     assert not want & ns.listening()
     assert ns.json("status") == {"sandboxes": []}
     assert not (ns.state / f"lab-{name}").exists()
-    assert all(_gone(pid) for pid in pids)
+    assert all(gone(pid) for pid in pids)
     assert {e["name"]: e["state"] for e in ns.json("lab", "list")["labs"]}[name] == "stopped"
     again = ns("lab", "stop", name)
     assert (again.returncode, again.stdout) == (0, f'lab "{name}" is not running.\n')
@@ -190,7 +178,7 @@ def test_port_taken_is_a_foreign_conflict_for_web_db_api(ns: NamespacedCli) -> N
     assert [m["service"] for m in moved["moves"]] == ["api"]
     assert ns("lab", "stop", "port-taken").returncode == 0
     assert ns("plan", "web-db-api").returncode == 0
-    assert _gone(pid)
+    assert gone(pid)
 
 
 @pytest.mark.netns
@@ -200,7 +188,7 @@ def test_a_lab_whose_port_is_taken_fails_with_4_and_starts_nothing(ns: Namespace
     taken = ns("lab", "start", "port-taken")
     assert taken.returncode == 4
     assert "holder (127.20.0.2:8000) is taken by pid" in taken.stderr
-    assert "--name web-db-api" in taken.stderr  # the owner's command line
+    assert "-m sandbox.runtime.supervisor" in taken.stderr  # the owner's command line, capped
     assert "sandbox lab start port-taken` again" in taken.stderr
     assert not (ns.state / "lab-port-taken" / "state.json").exists()
     assert [s["name"] for s in ns.json("status")["sandboxes"]] == ["web-db-api"]

@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.errors import UsageError
 from sandbox.output import Printer
+from sandbox.output.ping import render, render_progress
 from sandbox.teach.ping import (
     PingReport,
     PingUnavailable,
@@ -17,8 +18,6 @@ from sandbox.teach.ping import (
     icmp_checksum,
     ping,
     ping_group_allows,
-    render,
-    render_progress,
 )
 from tests.netns import netns_json
 
@@ -104,7 +103,7 @@ def test_ping_group_range() -> None:
     ("host", "words"),
     [
         ("10.0.0.1", "not a loopback address"),
-        ("0.0.0.0", "not a loopback address"),
+        ("0.0.0.0", "wildcard address"),
         ("127.255.255.255", "broadcast"),
         ("example.com", "looks no other name up"),
         ("web.sandbox.test", "looks no other name up"),

@@ -171,7 +171,9 @@ def _value(
 
 
 def _with_except(op: str, text: str, strip: str, ignore_case: bool) -> str:
-    gap = f"(?:{rx.from_java(strip)})*"
+    # Atomic, so the gap never backtracks: `except` patterns carry their own repeats, and a
+    # backtracking repeat of a repeat is refused by validation (it can stall every stub).
+    gap = f"(?>(?:{rx.from_java(strip)})*)"
     body = gap.join(re.escape(c) for c in text)
     head = "^" + gap if op in ("equals", "deepEquals", "startsWith") else ""
     tail = gap + "\\Z" if op in ("equals", "deepEquals", "endsWith") else ""

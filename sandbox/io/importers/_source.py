@@ -8,16 +8,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from sandbox.errors import ExitCode, SandboxError
+from sandbox.errors import SourceError
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024  # a whole source (all files read) may not exceed this
 _NAME_RUN = re.compile(r"[^a-z0-9_-]+")
-
-
-class ImportSourceError(SandboxError):
-    """The source of an import cannot be read: missing, not a regular file, too big, or not JSON."""
-
-    exit_code = ExitCode.INVALID_PROFILE
 
 
 class Budget:
@@ -30,17 +24,17 @@ class Budget:
     def read(self, path: Path, shown: str) -> bytes:
         """The bytes of a regular file, charged to the budget.
 
-        Raises ImportSourceError when the file is not a regular file or the budget runs out.
+        Raises SourceError when the file is not a regular file or the budget runs out.
         """
         kind = file_kind(path)
         if kind != "file":
-            raise ImportSourceError(
+            raise SourceError(
                 f"{shown} is {kind}, not a regular file.",
                 hint="Point the import at a JSON file or a folder of them.",
             )
         size = path.stat().st_size
         if size > self.left:
-            raise ImportSourceError(
+            raise SourceError(
                 f"{shown} would take the source over the {self.limit // (1024 * 1024)} MiB "
                 "an import reads.",
                 hint="Import a smaller set of files.",
@@ -48,7 +42,7 @@ class Budget:
         with path.open("rb") as handle:
             data = handle.read(self.left + 1)
         if len(data) > self.left:  # the file grew while we read it
-            raise ImportSourceError(f"{shown} grew past the import size limit while read.")
+            raise SourceError(f"{shown} grew past the import size limit while read.")
         self.left -= len(data)
         return data
 
@@ -73,26 +67,26 @@ def file_kind(path: Path) -> str:
 
 
 def parse_json(data: bytes, shown: str) -> Any:
-    """JSON from bytes; raises ImportSourceError naming FILE:LINE:COL of a syntax error."""
+    """JSON from bytes; raises SourceError naming FILE:LINE:COL of a syntax error."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ImportSourceError(f"{shown} is not UTF-8 text (byte {exc.start}).") from None
+        raise SourceError(f"{shown} is not UTF-8 text (byte {exc.start}).") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ImportSourceError(
+        raise SourceError(
             f"{shown}:{exc.lineno}:{exc.colno} is not valid JSON: {exc.msg}."
         ) from None
     except RecursionError:
-        raise ImportSourceError(f"{shown} is nested too deeply to read.") from None
+        raise SourceError(f"{shown} is nested too deeply to read.") from None
 
 
 def require_source(source: Path) -> str:
-    """The kind of `source` (`file` or `folder`); raises ImportSourceError for anything else."""
+    """The kind of `source` (`file` or `folder`); raises SourceError for anything else."""
     kind = file_kind(source)
     if kind not in ("file", "folder"):
-        raise ImportSourceError(
+        raise SourceError(
             f"{source} is {kind}: an import reads a regular file or a folder.",
             hint="Check the path.",
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sandbox.errors import SourceError
 from sandbox.io.importers._mountebank_imposters import http_routes, tcp_spec
 from sandbox.io.importers._source import (
     Budget,
-    ImportSourceError,
     parse_json,
     profile_name,
     require_source,
@@ -25,12 +25,12 @@ _TLS = {"key", "cert", "mutualAuth", "ciphers", "rejectUnauthorized"}
 def import_mountebank(source: Path) -> ImportResult:
     """A profile with one service per imposter, each keeping its port on its own address.
 
-    Raises ImportSourceError (exit code 3) for a source that is missing, not a regular file,
+    Raises SourceError (exit code 3) for a source that is missing, not a regular file,
     over the size limit, not JSON (mountebank's EJS templates must be rendered first), or
     holding no imposters.
     """
     if require_source(source) != "file":
-        raise ImportSourceError(
+        raise SourceError(
             f"{source} is a folder; the mountebank import reads an imposters file.",
             hint="Save it with `mb save` (or GET /imposters?replayable=true) and import that.",
         )
@@ -41,7 +41,7 @@ def import_mountebank(source: Path) -> ImportResult:
     elif isinstance(data, dict) and "protocol" in data:
         imposters = [((), data)]  # type: ignore[list-item]
     else:
-        raise ImportSourceError(
+        raise SourceError(
             f"{shown} holds neither an `imposters` array nor an imposter (no `protocol`).",
         )
     result = ImportResult(profile={})
@@ -52,7 +52,7 @@ def import_mountebank(source: Path) -> ImportResult:
         if service is not None:
             services[_name(imposter, services)] = service
     if not services:
-        raise ImportSourceError(f"{shown} has no http or tcp imposter to import.")
+        raise SourceError(f"{shown} has no http or tcp imposter to import.")
     result.profile = {
         "name": profile_name(source, "mountebank"),
         "description": f"mountebank imposters imported from {shown}",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sandbox.errors import SourceError
 from sandbox.io.importers._source import (
     Budget,
-    ImportSourceError,
     file_kind,
     parse_json,
     profile_name,
@@ -33,7 +33,7 @@ def import_wiremock(source: Path, *, port: int = DEFAULT_PORT) -> ImportResult:
     """A profile with one `http` service answering like the WireMock mappings in `source`.
 
     `source` is a folder holding `mappings/` (and `__files/`), a folder of mapping files, a
-    single mapping file, or a file with a top-level `mappings` array. Raises ImportSourceError
+    single mapping file, or a file with a top-level `mappings` array. Raises SourceError
     (exit code 3) for a missing or irregular source, one over the size limit, or bad JSON.
     """
     kind = require_source(source)
@@ -42,7 +42,7 @@ def import_wiremock(source: Path, *, port: int = DEFAULT_PORT) -> ImportResult:
         folder = source / "mappings" if file_kind(source / "mappings") == "folder" else source
         paths = sorted(p for p in folder.rglob("*.json") if p.is_file())
         if not paths:
-            raise ImportSourceError(
+            raise SourceError(
                 f"{folder} holds no mapping files (*.json).",
                 hint="Point the import at a WireMock root (with mappings/) or a mapping file.",
             )

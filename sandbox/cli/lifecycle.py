@@ -1,0 +1,280 @@
+"""Commands that start and stop sandboxes: `up` (foreground or -d), `status`, `logs`, `down`
+(and `version`, listed after them)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sandbox.cli import (
+    JsonOpt,
+    OnConflictOpt,
+    ProfileArg,
+    app,
+    command,
+    conflict_strategy,
+    load,
+    printer,
+    state_root,
+)
+from sandbox.errors import ExitCode, UsageError
+from sandbox.output import lifecycle as view
+from sandbox.output.printer import Printer
+
+if TYPE_CHECKING:
+    from sandbox.plan import OnConflict
+    from sandbox.profile.models import Profile
+
+GraceOpt = Annotated[
+    float, typer.Option("--grace", help="Seconds to wait after SIGTERM before SIGKILL.")
+]
+
+
+@app.command()
+@command
+def up(
+    profile: ProfileArg,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Return once every service is ready.")
+    ] = False,
+    wait_timeout: Annotated[
+        str, typer.Option("--wait-timeout", help="How long services may take to be ready (30s).")
+    ] = "30s",
+    on_conflict: OnConflictOpt = "fail",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Run under another name (default: the profile's).")
+    ] = None,
+    no_request_log: Annotated[
+        bool,
+        typer.Option(
+            "--no-request-log",
+            help="No log line per request for any stub (also: SANDBOX_REQUEST_LOG=0).",
+        ),
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Bring a profile up: plan, bind every socket, start in order, probe until ready.
+
+    In the foreground (default) logs stream until Ctrl-C; with -d a supervisor keeps the
+    sandbox running in the background and `sandbox down` stops it. A foreground `up`
+    stopped by SIGTERM exits 143, by Ctrl-C 130.
+    """
+    from sandbox.profile.models import parse_duration
+    from sandbox.runtime.manage import up_detached
+    from sandbox.runtime.supervisor import request_log_default
+
+    try:
+        timeout = parse_duration(wait_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--wait-timeout: {exc}") from None
+    loaded = load(profile)
+    strategy = conflict_strategy(on_conflict)
+    request_log = not no_request_log and request_log_default()
+    out = printer()
+    if not detach:
+        code = foreground(
+            loaded, name, state_root(), strategy, timeout, out, json_, request_log=request_log
+        )
+        if code:
+            raise typer.Exit(code)
+        return
+    status = up_detached(
+        loaded,
+        name=name,
+        state_root=state_root(),
+        on_conflict=strategy,
+        wait_timeout=timeout,
+        request_log=request_log,
+    )
+    with undone_on_closed_pipe(status["name"]):
+        if json_:
+            out.json(status)
+        else:
+            view.detached(out, status)
+
+
+@contextlib.contextmanager
+def undone_on_closed_pipe(name: str) -> Iterator[None]:
+    """If stdout's reader goes away before it learns that a sandbox started (`up -d | head`,
+    `lab start | head`), stop the sandbox again: nobody knows that it runs."""
+    try:
+        yield
+    except BrokenPipeError:
+        import asyncio
+
+        from sandbox.runtime.manage import down_many
+
+        asyncio.run(down_many(state_root(), name, grace=5.0))
+        raise
+
+
+def foreground(
+    profile: Profile,
+    name: str | None,
+    root: Path,
+    strategy: OnConflict,
+    wait_timeout: float,
+    out: Printer,
+    json_: bool,
+    *,
+    request_log: bool = True,
+) -> int:
+    """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the code:
+    0 after `down` from elsewhere, 130 after SIGINT, 128 + the signal's number otherwise."""
+    import asyncio
+
+    return asyncio.run(
+        _foreground(profile, name, root, strategy, wait_timeout, out, json_, request_log)
+    )
+
+
+async def _foreground(
+    profile: Profile,
+    name: str | None,
+    root: Path,
+    strategy: OnConflict,
+    wait_timeout: float,
+    out: Printer,
+    json_: bool,
+    request_log: bool,
+) -> int:
+    import asyncio
+
+    from sandbox.runtime.events import Event
+    from sandbox.runtime.sandbox import Sandbox
+    from sandbox.runtime.state import StateDir
+    from sandbox.runtime.status import sandbox_status
+
+    width = max(len(s) for s in profile.services)
+    started = False
+    stop = asyncio.Event()
+    received: list[int] = []
+
+    def show(event: Event) -> None:
+        try:
+            view.event(out, event, width=width, started=started, json_=json_)
+        except BrokenPipeError:
+            # `up | head`: nobody reads any more, so nobody could stop us with Ctrl-C.
+            received.append(int(ExitCode.BROKEN_PIPE) - 128)
+            stop.set()
+
+    sandbox = Sandbox(
+        profile,
+        name=name,
+        on_conflict=strategy,
+        state_root=root,
+        wait_timeout=wait_timeout,
+        emit=show,
+        foreground=True,
+        request_log=request_log,
+    )
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            out.note(f"{signal.Signals(signum).name}: stopping (again to force)")
+            stop.set()
+        else:
+            sandbox.force()
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in handled:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        t0 = time.perf_counter()
+        await sandbox.start()
+        started = True
+        status = await sandbox_status(StateDir(root, sandbox.name))
+        if json_:
+            out.json(status.to_json() if status else {})
+        elif status is not None:
+            seconds = time.perf_counter() - t0
+            view.all_ready(out, sandbox.name, len(sandbox.services), seconds, status.to_json())
+        await stop.wait()
+        await sandbox.stop()
+        out.note(f"{sandbox.name}: stopped")
+    finally:
+        await sandbox.stop()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    if not received:
+        return 0
+    if received[0] == signal.SIGINT:
+        return int(ExitCode.INTERRUPTED)
+    return 128 + received[0]
+
+
+@app.command()
+@command
+def status(
+    name: Annotated[str | None, typer.Argument(help="A sandbox name (default: all).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Every running sandbox and its services, with a live probe of each."""
+    import asyncio
+
+    from sandbox.runtime.manage import statuses
+
+    found = asyncio.run(statuses(state_root(), name))
+    out = printer()
+    if json_:
+        out.json({"sandboxes": found})
+    else:
+        view.statuses(out, found, name)
+
+
+@app.command()
+@command
+def logs(
+    name: Annotated[str, typer.Argument(help="The sandbox.")],
+    service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
+    ] = False,
+    tail: Annotated[int, typer.Option("--tail", help="Lines from the end of each log.")] = 50,
+) -> None:
+    """Print the logs of a sandbox's services (the last lines; -f follows)."""
+    from sandbox.runtime.manage import read_logs
+
+    out = printer()
+    lines = read_logs(state_root(), name, service, tail=tail, follow=follow)
+    try:
+        for svc, text in lines:
+            out.service_line(svc, text)
+    finally:
+        lines.close()  # closes the log files now, not when the generator is collected
+
+
+@app.command()
+@command
+def down(
+    name: Annotated[str | None, typer.Argument(help="The sandbox to stop.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Stop every recorded sandbox.")] = False,
+    grace: GraceOpt = 5.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Stop a sandbox from its record, then verify every port refuses and no process is left.
+
+    Exit 0 when everything is gone, 6 when something survived.
+    """
+    from sandbox.quick import down_command  # shared with the typer-free fast path
+
+    code = down_command(name, all_, grace, json_, printer())
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+@command
+def version() -> None:
+    """Print the version."""
+    from sandbox import __version__
+
+    printer().line(__version__)

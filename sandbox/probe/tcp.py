@@ -1,0 +1,220 @@
+"""TCP probes: connect to a literal loopback address:port, and send/expect over the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import re
+import socket
+import time
+
+from sandbox.net.addresses import format_hostport, loopback_problem
+from sandbox.probe.result import BODY_LIMIT, ProbeResult, ProbeState, _excerpt, _ms, _seconds
+
+_CLOSE_GRACE = 0.5
+
+
+def _family(address: str) -> socket.AddressFamily:
+    """The family of a literal loopback address. Raises ValueError for a name or an address the
+    loopback rule refuses: the probe core never looks names up behind the caller's back, nor
+    scans networks."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(
+            f"{address!r} is not a literal address: resolve() it and probe what it gives."
+        ) from None
+    problem = loopback_problem(addr, address)
+    if problem is not None:
+        raise ValueError(problem)
+    return socket.AF_INET if addr.version == 4 else socket.AF_INET6
+
+
+def _check(address: str, port: int, timeout: float) -> socket.AddressFamily:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"port {port!r} is outside 1..65535.")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}.")
+    return _family(address)
+
+
+def _unreachable(address: str, exc: OSError) -> str:
+    if ":" in address:
+        return f"network unreachable: {address} is not usable; is IPv6 disabled? ({exc.strerror})"
+    return f"network unreachable: the kernel has no route to {address} ({exc.strerror})"
+
+
+def _classify(
+    exc: BaseException, address: str | None, port: int | None, timeout: float
+) -> tuple[ProbeState, str]:
+    """Map a failed connect (or lookup) to a state and one plain sentence."""
+    where = format_hostport(address, port) if address and port else (address or "the target")
+    if isinstance(exc, TimeoutError):
+        return ProbeState.TIMEOUT, (
+            f"no answer within {_seconds(timeout)} s: {where} did not accept the connection "
+            "(a full listen backlog, or packets dropped)"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ProbeState.REFUSED, f"connection refused: nothing listens on {where}"
+    if isinstance(exc, socket.gaierror | UnicodeError):
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else "not a valid host name"
+        return ProbeState.UNRESOLVED, f"{address} did not resolve: {reason}"
+    unreachable = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+    if address and ":" in address:  # ::1 where IPv6 is off: no address, or no IPv6 at all
+        unreachable |= {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
+    if isinstance(exc, OSError) and exc.errno in unreachable and address:
+        return ProbeState.UNREACHABLE, _unreachable(address, exc)
+    return ProbeState.ERROR, f"probing {where} failed: {exc or type(exc).__name__}"
+
+
+def _failed(exc: BaseException, name: str, address: str, port: int, timeout: float) -> ProbeResult:
+    state, detail = _classify(exc, address, port, timeout)
+    return ProbeResult(name, address, port, state, None, detail=detail)
+
+
+async def _connect(address: str, port: int, family: socket.AddressFamily) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _open_stream(
+    address: str, port: int, family: socket.AddressFamily
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    sock = await _connect(address, port, family)
+    try:
+        return await asyncio.open_connection(sock=sock, limit=BODY_LIMIT)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def _close(writer: asyncio.StreamWriter | None) -> None:
+    """Drop the connection at once: a probe has nothing left to say, and a graceful close can
+    wait on a peer that never reads."""
+    if writer is None:
+        return
+    writer.transport.abort()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_CLOSE_GRACE):
+            await writer.wait_closed()
+
+
+async def probe_tcp(
+    address: str,
+    port: int,
+    *,
+    timeout: float = 2.0,
+    target: str | None = None,
+) -> ProbeResult:
+    """Connect to a literal loopback address:port and close at once; latency is the connect's.
+
+    Raises ValueError for a name, a non-loopback address or a bad port; never for the network.
+    Leaves no connection open.
+    """
+    family = _check(address, port, timeout)
+    name = target or format_hostport(address, port)
+    start = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            sock = await _connect(address, port, family)
+    except Exception as exc:
+        return _failed(exc, name, address, port, timeout)
+    latency = _ms(start)
+    sock.close()
+    detail = f"connected to {format_hostport(address, port)} in {latency:.2f} ms"
+    return ProbeResult(name, address, port, ProbeState.OPEN, latency, detail=detail)
+
+
+def _describe(pattern: bytes | re.Pattern[bytes]) -> str:
+    return repr(pattern) if isinstance(pattern, bytes) else f"a match for {pattern.pattern!r}"
+
+
+async def _read_until(
+    reader: asyncio.StreamReader, buf: bytearray, pattern: bytes | re.Pattern[bytes], pos: int
+) -> int | None:
+    """Read into `buf` until `pattern` matches at or after `pos`; the match's end, or None when
+    the peer closed or BODY_LIMIT was reached first."""
+    while True:
+        if isinstance(pattern, bytes):
+            found = buf.find(pattern, pos)
+            if found >= 0:
+                return found + len(pattern)
+        elif match := pattern.search(buf, pos):
+            return match.end()
+        if len(buf) >= BODY_LIMIT or not (chunk := await reader.read(BODY_LIMIT - len(buf))):
+            return None
+        buf += chunk
+
+
+async def probe_send_expect(
+    address: str,
+    port: int,
+    *,
+    send: bytes | None,
+    expect: bytes | re.Pattern[bytes] | None,
+    banner: bytes | re.Pattern[bytes] | None = None,
+    timeout: float = 2.0,
+    target: str | None = None,
+) -> ProbeResult:
+    """Connect, wait for `banner` if given, send `send`, read until `expect` matches.
+
+    A peer that closes (or sends 64 KiB) without the match leaves the state OPEN with
+    `expectation_failed`; silence until the deadline is TIMEOUT. latency_ms is the time to the
+    last match (to the connect when nothing is expected); body_excerpt shows what was received.
+    Raises ValueError for a bad address, port or timeout. Leaves no connection open.
+    """
+    family = _check(address, port, timeout)
+    where, name = format_hostport(address, port), target or format_hostport(address, port)
+    start = time.perf_counter()
+    writer: asyncio.StreamWriter | None = None
+    buf, sent = bytearray(), ""
+    waiting: bytes | re.Pattern[bytes] | None = None
+
+    def unmet(pattern: bytes | re.Pattern[bytes]) -> ProbeResult:
+        why = "sent 64 KiB" if len(buf) >= BODY_LIMIT else "closed the connection"
+        detail = f"{where} {why} without {_describe(pattern)}; received {bytes(buf[:60])!r}"
+        excerpt = _excerpt(buf)
+        return ProbeResult(name, address, port, ProbeState.OPEN, None, None, excerpt, detail, True)
+
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await _open_stream(address, port, family)
+            latency, pos = _ms(start), 0
+            if banner is not None:
+                waiting = banner
+                if (end := await _read_until(reader, buf, banner, 0)) is None:
+                    return unmet(banner)
+                pos, latency, waiting = end, _ms(start), None
+            if send:
+                writer.write(send)
+                await writer.drain()
+                sent = f" and sent {len(send)} bytes"
+            if expect is not None:
+                waiting = expect
+                if (end := await _read_until(reader, buf, expect, pos)) is None:
+                    return unmet(expect)
+                latency, waiting = _ms(start), None
+    except TimeoutError as exc:
+        if writer is None:
+            return _failed(exc, name, address, port, timeout)
+        what = _describe(waiting) if waiting is not None else "room to send"
+        got = f" (received {bytes(buf[:60])!r})" if buf else ""
+        detail = f"connected to {where}{sent}, but no {what} within {_seconds(timeout)} s{got}"
+        return ProbeResult(
+            name, address, port, ProbeState.TIMEOUT, None, body_excerpt=_excerpt(buf), detail=detail
+        )
+    except Exception as exc:
+        return _failed(exc, name, address, port, timeout)
+    finally:
+        await _close(writer)
+    heard = f", then {_describe(expect)}" if expect is not None else ""
+    detail = f"connected to {where}{sent}{heard} in {latency:.2f} ms"
+    return ProbeResult(name, address, port, ProbeState.OPEN, latency, None, _excerpt(buf), detail)

@@ -1,0 +1,150 @@
+"""Recorded sandboxes by name: start one detached, status of all, `down` many, read logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sandbox.errors import SandboxError, UsageError
+from sandbox.runtime.state import STUBS_LOG, StateDir, list_sandboxes
+from sandbox.runtime.status import sandbox_status
+from sandbox.runtime.teardown import DownReport, down
+
+if TYPE_CHECKING:  # only annotations: `status` and `down` need not import pydantic
+    from sandbox.plan import OnConflict
+    from sandbox.profile.models import Profile
+
+
+def up_detached(
+    profile: Profile,
+    *,
+    name: str | None,
+    state_root: Path,
+    on_conflict: OnConflict,
+    wait_timeout: float,
+    request_log: bool = True,
+) -> dict[str, Any]:
+    """Start a supervisor in its own session; return the sandbox's status once it is ready
+    (as the supervisor's readiness probes found it: nothing is probed twice)."""
+    from sandbox.runtime.supervisor import spawn
+
+    if profile.source is None:
+        raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
+    sandbox_name = name or profile.name
+    ready = spawn(
+        profile,
+        name=sandbox_name,
+        state_root=state_root,
+        on_conflict=on_conflict,
+        wait_timeout=wait_timeout,
+        request_log=request_log,
+    )
+    found = ready.get("status")
+    if isinstance(found, dict):
+        return found
+    status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
+    if status is None:
+        raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
+    return status.to_json()
+
+
+async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
+    """Status JSON of every recorded sandbox (or one), each with a live probe of its services."""
+    dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
+    found = await asyncio.gather(*(sandbox_status(d) for d in dirs))
+    return [s.to_json() for s in found if s is not None]
+
+
+async def down_many(state_root: Path, name: str | None, *, grace: float) -> list[DownReport]:
+    """`down` one sandbox, or every recorded one when `name` is None."""
+    dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
+    reports = await asyncio.gather(*(down(d, grace=grace) for d in dirs))
+    return [r for r in reports if r.stopped or r.survivors or r.supervisor_was_alive]
+
+
+def read_logs(
+    state_root: Path, name: str, service: str | None, *, tail: int, follow: bool
+) -> Generator[tuple[str, str], None, None]:
+    """Yield (service, line): the last `tail` lines of each log, then new lines if following."""
+    state = StateDir(state_root, name)
+    record = state.read()
+    if record is None:
+        raise UsageError(
+            f'sandbox "{name}" is not running, so it has no logs.',
+            "`sandbox status` lists the running sandboxes.",
+        )
+    names = [s.name for s in record.services]
+    if service is not None and service not in names:
+        raise UsageError(
+            f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
+        )
+    chosen = [service] if service else names
+    paths = {s.name: Path(s.log) if s.log else state.log_path(s.name) for s in record.services}
+    files: dict[Path, _LogFile] = {}
+    for svc in chosen:
+        path = paths[svc]
+        if path not in files and path.exists():
+            files[path] = _LogFile(path, shared=path.name == STUBS_LOG)
+    try:
+        # The last `tail` lines of each service, service after service.
+        for svc in chosen:
+            log = files.get(paths[svc])
+            if log is not None:
+                lines = log.backlog(svc)
+                for line in lines[-tail:] if tail > 0 else []:
+                    yield svc, line
+        wanted = set(chosen)
+        while follow and files:
+            quiet = True
+            for log in files.values():
+                for svc, line in log.new_lines():
+                    if svc in wanted:
+                        quiet = False
+                        yield svc, line
+            if quiet:
+                if state.read() is None:
+                    return
+                time.sleep(0.2)  # polling a file for new lines; not a readiness signal
+    finally:
+        for log in files.values():
+            log.close()
+
+
+class _LogFile:
+    """One open log: a service's own, or the stubs' shared one whose lines carry the name
+    after the time stamp (`12:00:01 api GET / 200 0.3ms`), which `sandbox logs` removes."""
+
+    def __init__(self, path: Path, *, shared: bool) -> None:
+        self.shared = shared
+        self.service = "" if shared else path.stem
+        self.handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._read: dict[str, list[str]] | None = None
+        self._last = ""  # the service of the previous line of a shared file
+
+    def _split(self, line: str) -> tuple[str, str]:
+        if not self.shared:
+            return self.service, line
+        stamp, _, rest = line.partition(" ")
+        name, _, text = rest.partition(" ")
+        if name and name[0].isalpha():
+            self._last = name
+            return name, f"{stamp} {text}"
+        return self._last, line  # a continuation of the line before (a line break in it)
+
+    def backlog(self, service: str) -> list[str]:
+        """Every line of `service` so far (the file is read once for all its services)."""
+        if self._read is None:
+            self._read = {}
+            for line in self.handle.read().splitlines():
+                svc, text = self._split(line)
+                self._read.setdefault(svc, []).append(text)
+        return self._read.get(service if self.shared else self.service, [])
+
+    def new_lines(self) -> list[tuple[str, str]]:
+        return [self._split(line.rstrip("\n")) for line in self.handle.readlines()]
+
+    def close(self) -> None:
+        self.handle.close()

@@ -1,0 +1,529 @@
+"""Sandbox: bring a profile up (plan, bind all, record, start in order, probe) and take it down.
+
+All or nothing: sockets are bound before anything serves, services start inside an
+AsyncExitStack, and any failure unwinds what already started before the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sandbox.errors import ConflictError, NotReadyError, SandboxError
+from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.listeners import SocketTable
+from sandbox.net.sockets import bind_all
+from sandbox.net.table import read_bindv6only, read_table
+from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
+from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
+from sandbox.proc.processes import ref_for
+from sandbox.profile.models import Profile
+from sandbox.runtime.events import (
+    Emit,
+    LogLine,
+    ServiceNotReady,
+    ServiceReady,
+    ServiceStarting,
+    ServiceStopped,
+    ignore,
+)
+from sandbox.runtime.logwriter import LogWriter
+from sandbox.runtime.private import open_log_fd
+from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
+from sandbox.runtime.status import recorded_pids
+from sandbox.services.context import Peer, ServiceContext
+
+if TYPE_CHECKING:
+    from sandbox.services.command import Program
+
+StopTrigger = Callable[[], Awaitable[object]]
+# Readiness probes in flight at once: a thousand at once on one loop starve the stubs that
+# must answer them (3000 stubs were "not ready within 10 s").
+PROBE_LIMIT = 64
+
+
+@dataclass
+class RunningService:
+    """One service of a started sandbox: where it is and what serves it."""
+
+    planned: PlannedService
+    address: str
+    port: int
+    url: str
+    log_path: Path | None = None
+    ready: ProbeResult | None = None
+    pid: int | None = None
+    pgid: int | None = None
+    start_time: float | None = None
+    give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
+    log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
+    restarts: int = 0  # how often a command service was restarted (restart: on-failure)
+    _sock: socket.socket | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.planned.name
+
+    @property
+    def kind(self) -> str:
+        return self.planned.kind
+
+    def record(self) -> ServiceRecord:
+        return ServiceRecord(
+            name=self.name,
+            kind=self.kind,
+            address=self.address,
+            port=self.port,
+            url=self.url,
+            log=str(self.log_path) if self.log_path else "",
+            pid=self.pid,
+            pgid=self.pgid,
+            start_time=self.start_time,
+            restarts=self.restarts,
+        )
+
+
+class Sandbox:
+    """A profile brought up on loopback; usable as `async with Sandbox(profile) as sb:`.
+
+    With `state_root`, the sandbox is recorded there (and locked) so `sandbox status`,
+    `logs` and `down` can find it; without it nothing is written to disk.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        name: str | None = None,
+        on_conflict: OnConflict = "fail",
+        state_root: Path | None = None,
+        wait_timeout: float = 30.0,
+        emit: Emit = ignore,
+        table_reader: Callable[[], SocketTable] = read_table,
+        history_limit: int = 1000,
+        foreground: bool = True,
+        log_lines: bool = True,
+        request_log: bool = True,
+        bind: Callable[[Sequence[tuple[Any, int, str]]], list[socket.socket]] = bind_all,
+    ) -> None:
+        """`log_lines=False`: no LogLine event per log line (the detached supervisor shows
+        none); `request_log=False`: no log line per request for any stub (see `log_requests`)."""
+        self.profile = profile
+        self.log_lines = log_lines
+        self.request_log = request_log
+        # The one seam of container mode: sandbox.io.container's binder listens on the
+        # container's interface; every other step (plan, probes on the planned address) stays.
+        self._bind_all = bind
+        self.name = name or profile.name
+        self.on_conflict = on_conflict
+        self.wait_timeout = wait_timeout
+        self.emit = emit
+        self.history_limit = history_limit
+        self.foreground = foreground
+        self.services: dict[str, RunningService] = {}
+        self.plan: Plan | None = None
+        self.started_at: float | None = None
+        self._table_reader = table_reader
+        self._state = StateDir(state_root, self.name) if state_root else None
+        self._stack: AsyncExitStack | None = None
+        self._logs = LogWriter(opener=open_log_fd)
+        self._probe_gate = asyncio.Semaphore(PROBE_LIMIT)
+        self._stops: list[tuple[int, RunningService, Callable[[], Awaitable[None]]]] = []
+        self.forced = False
+        self._status = "starting"
+
+    # -- the public surface -------------------------------------------------------------
+
+    def url(self, service: str) -> str:
+        return self._get(service).url
+
+    def address(self, service: str) -> str:
+        return self._get(service).address
+
+    def port(self, service: str) -> int:
+        return self._get(service).port
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def serve(self, stop: StopTrigger) -> None:
+        """Start, wait for `stop()` to return, then stop (also when cancelled)."""
+        await self.start()
+        try:
+            await stop()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        """Plan, bind every socket, record, start in dependency order, probe until ready.
+
+        Raises ConflictError (exit 4) before anything serves, NotReadyError (exit 5) after
+        stopping what had started. Leaves nothing running when it raises.
+        """
+        if self._stack is not None:
+            raise SandboxError(f'sandbox "{self.name}" is already started.')
+        self.started_at = time.time()
+        t0 = time.perf_counter()
+        async with AsyncExitStack() as stack:
+            if self._state is not None:
+                lock = self._state.lock()
+                lock.acquire()
+                stack.callback(lock.release)
+                stack.callback(self._state.remove)
+            plan = self._make_plan()
+            sockets = self._bind(plan)
+            for sock in sockets.values():
+                stack.callback(sock.close)
+            self._materialise(plan, sockets)
+            stack.callback(self._close_logs)
+            self._write_record("starting")
+            stack.push_async_callback(self._stop_services)
+            await self._start_all(stack, t0)
+            # Ready means `sandbox logs` shows every service: its log exists, lines written.
+            await self._logs.drained()
+            self._write_record("running")
+            self._stack = stack.pop_all()
+
+    def force(self) -> None:
+        """Skip the remaining grace periods: programs still stopping get SIGKILL now."""
+        self.forced = True
+
+    async def stop(self) -> None:
+        """Stop every service in reverse dependency order; idempotent."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        self._write_record("stopping")
+        await stack.aclose()
+
+    # -- the steps of start() -----------------------------------------------------------
+
+    def _make_plan(self) -> Plan:
+        plan = make_plan(
+            self.profile,
+            self._table_reader(),
+            on_conflict=self.on_conflict,
+            default_v6only=read_bindv6only(),
+            ours=recorded_pids(self._state.root, skip=self.name) if self._state else None,
+        )
+        self.plan = plan
+        if plan.conflicts:
+            lines = [c.sentence() for c in plan.conflicts]
+            raise ConflictError(
+                f'sandbox "{self.name}" cannot start: '
+                + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)),
+                "Nothing was started. `sandbox plan` shows the conflicts; "
+                "--on-conflict next-address or next-port moves around them.",
+            )
+        return plan
+
+    def _bind(self, plan: Plan) -> dict[str, socket.socket]:
+        # Command services too: their socket reserves the address:port (and picks the port
+        # for `port: auto`) until start_command closes it right before the program starts.
+        held = self._bind_all([(s.address, s.port, s.name) for s in plan.services])
+        return {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
+
+    def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
+        for planned in plan.services:
+            sock = sockets.get(planned.name)
+            port = sock.getsockname()[1] if sock is not None else planned.port
+            scheme = "http" if planned.kind == "http" else "tcp"
+            running = RunningService(
+                planned=planned,
+                address=str(planned.address),
+                port=port,
+                url=format_url(planned.address, port, scheme=scheme),
+                _sock=sock,
+            )
+            if self._state is not None:
+                stub = planned.kind != "command"  # one file for all stubs: fewer files to make
+                state = self._state
+                running.log_path = state.stubs_log if stub else state.log_path(planned.name)
+            self.services[planned.name] = running
+
+    def _peers(self) -> dict[str, Peer]:
+        return {
+            s.name: Peer(name=s.name, address=s.address, port=s.port, url=s.url)
+            for s in self.services.values()
+        }
+
+    async def _start_all(self, stack: AsyncExitStack, t0: float) -> None:
+        """Start services in dependency order; a service starts once its dependencies are ready."""
+        peers = self._peers()
+        ready: dict[str, asyncio.Event] = {name: asyncio.Event() for name in self.services}
+        failures: list[ProbeResult] = []
+
+        async def bring_up(running: RunningService) -> None:
+            for dep in running.planned.spec.depends_on:
+                await ready[dep].wait()
+            await self._start_one(stack, running, peers)
+            result = await self._wait_ready(running)
+            running.ready = result
+            if not result.ok:
+                failures.append(result)
+                self.emit(ServiceNotReady(running.name, result))
+                raise NotReadyError(
+                    f"{running.name} ({format_hostport(running.address, running.port)}) "
+                    f"was not ready: {result.detail}",
+                    f"See its log with `sandbox logs {self.name} {running.name}`.",
+                )
+            self.emit(ServiceReady(running.name, running.url, time.perf_counter() - t0))
+            ready[running.name].set()
+
+        # Starting registers cleanups on the shared stack in start order, so unwinding stops
+        # services in reverse; a failure cancels the rest and the stack unwinds them all.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for running in self.services.values():
+                    group.create_task(bring_up(running))
+        except BaseExceptionGroup as group_error:
+            raise _first_expected(group_error) from None
+
+    async def _start_one(
+        self, stack: AsyncExitStack, running: RunningService, peers: dict[str, Peer]
+    ) -> None:
+        from sandbox.services import serve
+
+        self.emit(ServiceStarting(running.name, running.kind, running.url))
+        log = self._logger(running)
+        ctx = ServiceContext(
+            name=running.name,
+            address=running.address,
+            port=running.port,
+            url=running.url,
+            profile_dir=Path(self.profile.source).parent if self.profile.source else None,
+            peers=peers,
+            log=log,
+            history_limit=self.history_limit,
+            log_requests=self.request_log and getattr(running.planned.spec, "log_requests", True),
+        )
+        spec = running.planned.spec
+        if spec.kind == "command":
+            from sandbox.services.command import start_command
+
+            program = await start_command(
+                spec,
+                ctx,
+                env=self._environment(running),
+                forced=lambda: self.forced,
+                held=running._sock,
+                on_restart=lambda program: self._restarted(running, program),
+            )
+            self._on_stop(running, program.close)
+            running.pid, running.pgid = program.pid, program.pgid
+            running.start_time = program.start_time
+            running.give_up = program.exited
+            running.log_ready = program.log_matched if program.log_pattern else None
+            self._write_record("starting")
+            return
+        assert running._sock is not None
+        server = await serve(spec, running._sock, ctx)
+        running.pid = os.getpid()
+        self._on_stop(running, server.close)
+
+    def _restarted(self, running: RunningService, program: Program) -> None:
+        running.pid, running.pgid = program.pid, program.pgid
+        running.start_time, running.restarts = program.start_time, program.restarts
+        self._write_record(self._status)
+
+    def _on_stop(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
+        self._stops.append((self._level(running.name), running, close))
+
+    def _level(self, name: str) -> int:
+        """0 for a service without dependencies, else one more than its deepest dependency."""
+        deps = self.services[name].planned.spec.depends_on
+        return 1 + max(map(self._level, deps)) if deps else 0
+
+    async def _stop_services(self) -> None:
+        """Stop what started: the deepest dependents first, each level's services at once
+        (a thousand stubs stop in one round, not one after the other)."""
+        stops, self._stops = self._stops, []
+        for level in sorted({lvl for lvl, _, _ in stops}, reverse=True):
+            batch = [(running, close) for lvl, running, close in stops if lvl == level]
+            outcomes = await asyncio.gather(
+                *(close() for _, close in batch), return_exceptions=True
+            )
+            for (running, _), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                self.emit(ServiceStopped(running.name))
+
+    async def _wait_ready(self, running: RunningService) -> ProbeResult:
+        spec = running.planned.spec
+        ready = spec.ready
+        timeout = ready.timeout if ready is not None else self.wait_timeout
+        limit = min(timeout, self.wait_timeout)
+        address, port = running.address, running.port
+
+        async def gated(probe: Awaitable[ProbeResult]) -> ProbeResult:
+            async with self._probe_gate:
+                return await probe
+
+        # Each attempt may take the whole readiness budget (wait_ready cuts it at the
+        # deadline): a fixed per-attempt timeout would never see an endpoint slower than it.
+        def probe() -> Awaitable[ProbeResult]:
+            if running.log_ready is not None:
+                return _log_probe(running, running.log_ready)
+            if ready is not None and ready.http is not None:
+                return gated(
+                    probe_http(address, port, ready.http, expect_status=ready.status, timeout=limit)
+                )
+            if spec.kind == "http" and running.pid != os.getpid() and not (ready and ready.tcp):
+                return gated(probe_http(address, port, "/", timeout=limit))
+            # An in-process stub serves on the socket this process bound and listens before
+            # serve() returns: one connect proves the listener, an HTTP exchange adds nothing.
+            return gated(probe_tcp(address, port, timeout=limit))
+
+        result = await wait_ready(probe, timeout=limit, give_up=running.give_up)
+        if result.ok and spec.kind == "command" and running.port:
+            self._check_owner(running)
+        return result
+
+    def _check_owner(self, running: RunningService) -> None:
+        """A program's port must be held by its own process tree: anyone else's is a conflict."""
+        from sandbox.net.conflicts import blockers
+        from sandbox.proc.processes import descendants
+
+        assert running.pid is not None
+        family = {running.pid, *(ref.pid for ref in descendants(running.pid))}
+        address = running.planned.address
+        for blocker in blockers(address, running.port, self._table_reader()):
+            owner = blocker.listener.owner
+            if owner is None or owner.pid is None or owner.pid in family:
+                continue
+            raise ConflictError(
+                f"{running.name} ({format_hostport(running.address, running.port)}) answered, "
+                f"but the listener is {blocker.reason}, not the program the sandbox started.",
+                blocker.fix,
+            )
+
+    def _environment(self, running: RunningService) -> dict[str, str]:
+        return service_environment(self.services.values(), running)
+
+    # -- logs and state -----------------------------------------------------------------
+
+    def _logger(self, running: RunningService) -> Callable[[str], None]:
+        write = None
+        if running.log_path is not None:
+            shared = running.kind != "command"
+            write = self._logs.open(running.log_path, running.name if shared else None)
+        name, emit = running.name, self.emit
+        if emit is ignore or not self.log_lines:  # nobody streams them: the file is all
+            return write if write is not None else _discard
+
+        def log(line: str) -> None:
+            if write is not None:
+                write(line)
+            emit(LogLine(name, line))
+
+        return log
+
+    def _close_logs(self) -> None:
+        self._logs.close()
+
+    def record(self) -> SandboxRecord:
+        """What the state folder holds about this sandbox now."""
+        return SandboxRecord(
+            name=self.name,
+            profile=self.profile.name,
+            profile_path=self.profile.source,
+            supervisor=ref_for(os.getpid()),
+            started_at=self.started_at or time.time(),
+            status=self._status,  # type: ignore[arg-type]
+            services=tuple(s.record() for s in self.services.values()),
+            foreground=self.foreground,
+        )
+
+    def _write_record(self, status: str) -> None:
+        self._status = status
+        if self._state is None:
+            return
+        self._state.write(self.record())
+
+    def _get(self, service: str) -> RunningService:
+        try:
+            return self.services[service]
+        except KeyError:
+            known = ", ".join(self.services) or "none"
+            raise SandboxError(
+                f'sandbox "{self.name}" has no service "{service}" (services: {known}).'
+            ) from None
+
+
+def _discard(line: str) -> None:
+    """Where a line goes when there is neither a log file nor a listener."""
+
+
+def env_name(service: str) -> str:
+    """`my-api` -> `MY_API`, for SANDBOX_<NAME>_HOST and friends."""
+    return service.upper().replace("-", "_")
+
+
+async def _log_probe(running: RunningService, matched: asyncio.Event) -> ProbeResult:
+    from sandbox.probe import ProbeState
+
+    state = ProbeState.OPEN if matched.is_set() else ProbeState.REFUSED
+    detail = (
+        "its output matched ready.log" if matched.is_set() else "no output matched ready.log yet"
+    )
+    return ProbeResult(
+        target=running.name,
+        address=running.address,
+        port=running.port,
+        state=state,
+        latency_ms=None,
+        detail=detail,
+    )
+
+
+def _first_expected(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Unwrap a TaskGroup failure: the sandbox errors combined, else the first error."""
+    expected = [e for e in _leaves(group_error) if isinstance(e, SandboxError)]
+    if not expected:
+        return next(iter(_leaves(group_error)))
+    if len(expected) == 1:
+        return expected[0]
+    first = expected[0]
+    combined = "\n  ".join(e.message for e in expected)
+    return type(first)(f"{len(expected)} services failed:\n  {combined}", first.hint)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def service_environment(
+    services: Iterable[RunningService], running: RunningService, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The variables every service gets: where each service is, and where it is itself."""
+    env = dict(base if base is not None else os.environ)
+    for other in services:
+        key = env_name(other.name)
+        env[f"SANDBOX_{key}_HOST"] = other.address
+        env[f"SANDBOX_{key}_PORT"] = str(other.port)
+        env[f"SANDBOX_{key}_URL"] = other.url
+    env["SANDBOX_HOST"] = running.address
+    env["SANDBOX_PORT"] = str(running.port)
+    env["SANDBOX_URL"] = running.url
+    env["SANDBOX_SERVICE"] = running.name
+    env.update(running.planned.spec.env)
+    return env
