@@ -91,7 +91,7 @@ def imports_section(details: dict[str, Any]) -> str:
     titles = {
         "help": "`sandbox --help`",
         "down": "what `sandbox status` and `sandbox down` load "
-        "(`sandbox.cli`, `sandbox.runtime.manage`)",
+        "(`sandbox down` now: `sandbox.quick`, `sandbox.runtime.manage`; `status` adds typer)",
         "start": "what a supervisor loads before its 50 stubs serve (`sandbox.api`, "
         "`services.http`, `profile.loader`, `runtime.supervisor`)",
     }
