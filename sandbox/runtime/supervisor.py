@@ -44,7 +44,7 @@ def request_log_default() -> bool:
 
 
 def spawn(
-    profile: Profile,
+    profile: Profile | str,
     *,
     name: str,
     state_root: Path,
@@ -52,8 +52,9 @@ def spawn(
     wait_timeout: float,
     request_log: bool = True,
 ) -> dict[str, object]:
-    """Start a supervisor for `profile` (validated, loaded from a file) and return its ready
-    message, which holds the status of every service; raise the error it reported.
+    """Start a supervisor for `profile` (validated, loaded from a file; or the path of a
+    profile file, which it then loads itself) and return its ready message, which holds
+    the status of every service; raise the error it reported.
 
     Leaves the supervisor running on success; on failure it has already stopped everything.
     """
@@ -63,7 +64,8 @@ def spawn(
     check_private(log_dir)
     cmd = [
         sys.executable, "-m", "sandbox.runtime.supervisor",
-        "--profile-stdin", "--name", name, "--state-root", str(state_root),
+        *(["--profile", profile] if isinstance(profile, str) else ["--profile-stdin"]),
+        "--name", name, "--state-root", str(state_root),
         "--on-conflict", on_conflict, "--wait-timeout", str(wait_timeout),
         "--ready-fd", str(write_fd),
     ]  # fmt: skip
@@ -73,20 +75,20 @@ def spawn(
     with os.fdopen(open_private(log_dir / "supervisor.log", flags), "ab") as log:
         proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.PIPE,
+            stdin=subprocess.DEVNULL if isinstance(profile, str) else subprocess.PIPE,
             stdout=log,
             stderr=log,
             pass_fds=(write_fd,),
             start_new_session=True,
         )
     os.close(write_fd)
-    assert proc.stdin is not None
-    try:
-        # The child reads it all before anything else, so this cannot block for long.
-        proc.stdin.write(pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL))
-        proc.stdin.close()
-    except BrokenPipeError:  # it died at once; the empty ready line below says so
-        pass
+    if proc.stdin is not None:
+        try:
+            # The child reads it all before anything else, so this cannot block for long.
+            proc.stdin.write(pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL))
+            proc.stdin.close()
+        except BrokenPipeError:  # it died at once; the empty ready line below says so
+            pass
     try:
         line = _read_line(read_fd, deadline=time.monotonic() + wait_timeout + 15.0)
     finally:
