@@ -52,9 +52,9 @@ def _serving(cmd: list[str], first_line: str = "", **env: str) -> Iterator[dict[
 
 
 @contextmanager
-def _detached(profile: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _detached(profile: dict[str, Any], **extra: str) -> Iterator[dict[str, Any]]:
     """The profile up with `sandbox up -d` in a temp state dir; yields `up --json`."""
-    with state_env() as (root, env):
+    with state_env(**extra) as (root, env):
         path = root / f"{profile['name']}.yaml"
         path.write_text(yaml.safe_dump(profile))
         _, proc = timed_run([*sandbox_cmd(), "up", str(path), "-d", "--json"], env=env, timeout=120)
@@ -133,6 +133,12 @@ _DETACHED = (
 )  # fmt: skip
 
 
+def have_uvloop() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
 def one_stub_load(duration: float, runs: int, tool: str) -> list[Row]:
     """req/s and p99 of each server, each loaded `runs` times, in turn, round by round."""
     profile = mixed_profile()
@@ -148,12 +154,16 @@ def one_stub_load(duration: float, runs: int, tool: str) -> list[Row]:
                 _DETACHED, ("hello", "matchers", "template", "proxy"), strict=True
             )
         }
-        urls["api_stub"] = (
-            stack.enter_context(
-                _serving([sys.executable, str(BENCH_DIR / "serve_stub.py")], json.dumps(single))
-            )["url"]
-            + "/"
-        )
+        serve = [sys.executable, str(BENCH_DIR / "serve_stub.py")]
+        urls["api_stub"] = stack.enter_context(_serving(serve, json.dumps(single)))["url"] + "/"
+        if have_uvloop():
+            uv = {**single, "name": "bench1uv"}
+            up = stack.enter_context(_detached(uv, SANDBOX_UVLOOP="1"))
+            urls["stub_uvloop"] = up["services"][0]["url"] + "/"
+            urls["api_stub_uvloop"] = (
+                stack.enter_context(_serving(serve, json.dumps(single), BENCH_UVLOOP="1"))["url"]
+                + "/"
+            )
         # The controls share the profile's first address, each on a port the kernel picked.
         ready = stack.enter_context(_serving([*bare_cmd, address], BARE_SERVE="1"))
         urls["bare"] = f"http://{address}:{ready['ports'][0]}/"
@@ -180,6 +190,12 @@ def one_stub_load(duration: float, runs: int, tool: str) -> list[Row]:
         "bench/serve_stub.py: `sandbox.start(profile)` without a state dir: no log file",
         bare=False,
     )
+    for key, label, what in (
+        ("stub_uvloop", "one stub, `up -d`, SANDBOX_UVLOOP=1", "the supervisor on uvloop"),
+        ("api_stub_uvloop", "one stub, in-process API, uvloop", "serve_stub.py on uvloop"),
+    ):
+        if key in results:
+            rows += _rows(key, label, results[key], f"GET {urls[key]}: {what}", bare=False)
     rows += _rows(
         "bare",
         "control: bare aiohttp",

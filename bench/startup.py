@@ -157,11 +157,12 @@ def bare_start(runs: int) -> Case:
 
 
 @contextmanager
-def state_env() -> Iterator[tuple[Path, dict[str, str]]]:
-    """A private temp dir and SANDBOX_STATE_DIR; whatever is still up there is downed on exit."""
+def state_env(**extra: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A private temp dir and SANDBOX_STATE_DIR (and `extra` variables); whatever is still
+    up there is downed on exit."""
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         root = Path(tmp)
-        env = {**os.environ, "SANDBOX_STATE_DIR": str(root / "state")}
+        env = {**os.environ, "SANDBOX_STATE_DIR": str(root / "state"), **extra}
         try:
             yield root, env
         finally:

@@ -21,8 +21,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import SandboxError, error_from_json, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
@@ -231,7 +232,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
     )
-    return asyncio.run(_supervise(args))
+    return run(_supervise(args))
+
+
+# Set to 1 to run the supervisor on uvloop (the optional `fast` extra) when it is installed.
+UVLOOP_ENV = "SANDBOX_UVLOOP"
+
+
+def run(main: Coroutine[Any, Any, int]) -> int:
+    """Run the supervisor's coroutine on asyncio's loop, or on uvloop when SANDBOX_UVLOOP=1
+    and it is installed. Opt-in: it answers more requests per second (bench/RESULTS.md),
+    but a readiness probe with a very short `ready.timeout` was seen to miss it."""
+    if os.environ.get(UVLOOP_ENV, "").strip().lower() in {"1", "yes", "on", "true"}:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 if __name__ == "__main__":
