@@ -102,6 +102,27 @@ class Conditions:
             body=re.compile(match.body) if match.body is not None else None,
         )
 
+    def holds(self, req: Incoming) -> bool:
+        """Whether `req` meets every condition: `failure(req) is None`, without wording why."""
+        for pairs, values in ((self.query, req.query), (self.headers, req.headers)):
+            for name, pattern in pairs:
+                if not any(pattern.search(v) for v in values.getall(name, ())):
+                    return False
+        if self.json:
+            found = req.json
+            if not isinstance(found, dict):
+                return False
+            for key, wanted in self.json:
+                if key not in found:
+                    return False
+                given = found[key]
+                if isinstance(wanted, re.Pattern):
+                    if not wanted.search(_show(given)):
+                        return False
+                elif not _same(given, wanted):
+                    return False
+        return self.body is None or self.body.search(req.body) is not None
+
     def failure(self, req: Incoming) -> str | None:
         """Why `req` fails these conditions (the first failing one), or None if it meets them."""
         for what, pairs, values in (
@@ -212,12 +233,15 @@ def find(
     routes: Sequence[CompiledRoute], req: Incoming
 ) -> tuple[CompiledRoute, dict[str, str]] | None:
     """The first route, in profile order, that takes `req`, with its path parameters."""
+    last: re.Pattern[str] | None = None
+    found: re.Match[str] | None = None
     for route in routes:
-        found = route.pattern.fullmatch(req.path)
+        if route.pattern is not last:  # routes in a row often share a path (and its regex)
+            last, found = route.pattern, route.pattern.fullmatch(req.path)
         if (
             found
             and route.accepts(req.method)
-            and (route.conditions is None or route.conditions.failure(req) is None)
+            and (route.conditions is None or route.conditions.holds(req))
         ):
             return route, {name: _unquote(value) for name, value in found.groupdict().items()}
     return None
