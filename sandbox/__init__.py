@@ -9,15 +9,27 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox._version import __version__
 
-__all__ = ["RunningSandbox", "Sandbox", "__version__", "load", "run", "start"]
+__all__ = [
+    "AttachedSandbox",
+    "RunningSandbox",
+    "Sandbox",
+    "VerificationError",
+    "__version__",
+    "attach",
+    "load",
+    "run",
+    "start",
+]
 
 if TYPE_CHECKING:
-    from sandbox.api import RunningSandbox, load, run, start
+    from sandbox.api import RunningSandbox, attach, load, run, start
+    from sandbox.errors import VerificationError
+    from sandbox.runtime.control_client import AttachedSandbox
     from sandbox.runtime.sandbox import Sandbox
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("RunningSandbox", "load", "run", "start"):
+    if name in ("RunningSandbox", "attach", "load", "run", "start"):
         from sandbox import api
 
         return getattr(api, name)
@@ -25,4 +37,12 @@ def __getattr__(name: str) -> Any:
         from sandbox.runtime.sandbox import Sandbox
 
         return Sandbox
+    if name == "AttachedSandbox":
+        from sandbox.runtime.control_client import AttachedSandbox
+
+        return AttachedSandbox
+    if name == "VerificationError":
+        from sandbox.errors import VerificationError
+
+        return VerificationError
     raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

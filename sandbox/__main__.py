@@ -2,4 +2,6 @@
 
 from sandbox.quick import main
 
-main()
+# Named `sandbox`, not `python -m sandbox`: help, usage and the shell completion script
+# then match the installed command.
+main(prog_name="sandbox")

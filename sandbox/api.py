@@ -12,9 +12,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sandbox.errors import SandboxError
 from sandbox.plan import OnConflict
 from sandbox.profile.models import Profile
+from sandbox.runtime.control_client import AttachedSandbox
+from sandbox.runtime.reload import ReloadReport
 from sandbox.runtime.sandbox import Sandbox
+from sandbox.runtime.stub_access import StubAccess
 
 ProfileRef = str | os.PathLike[str] | Mapping[str, Any] | Profile
 
@@ -54,10 +58,12 @@ async def start(
         yield sandbox
 
 
-class RunningSandbox:
+class RunningSandbox(StubAccess):
     """A sandbox run from synchronous code: its event loop lives in a thread of its own.
 
-    `with sandbox.run("web-db-api") as sb: requests.get(sb.url("api") + "/health")`
+    `with sandbox.run("web-db-api") as sb: requests.get(sb.url("api") + "/health")`;
+    `sb.requests("api")`, `sb.verify("api", method="POST", path="/orders", times=1)` and
+    `sb.reset("api")` look at what its stubs received (StubAccess).
     """
 
     def __init__(self, profile: ProfileRef, **options: Any) -> None:
@@ -84,6 +90,27 @@ class RunningSandbox:
 
     def port(self, service: str) -> int:
         return self._sandbox.port(service)
+
+    @property
+    def control_url(self) -> str | None:
+        """The control API's URL (`http://127.0.0.1:PORT`), for clients in other languages."""
+        return self._sandbox.control_url
+
+    def _ask(self, op: str, args: Mapping[str, Any]) -> Any:
+        async def on_loop() -> Any:  # the stubs live on the sandbox's loop: ask them there
+            return self._sandbox.stubs.ask(op, args)
+
+        return self._call(on_loop())
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The sandbox CA's certificate (PEM) for `tls: true` services; None without any."""
+        return self._sandbox.ca_bundle
+
+    def reload(self, service: str | None = None) -> ReloadReport:
+        """Re-read the profile file and swap changed stubs' routes; see Sandbox.reload."""
+        report: ReloadReport = self._call(self._sandbox.reload(service))
+        return report
 
     def start(self) -> RunningSandbox:
         """Bring it up; raises what Sandbox.start raises, leaving nothing running."""
@@ -127,3 +154,29 @@ class RunningSandbox:
 def run(profile: ProfileRef, **options: Any) -> RunningSandbox:
     """A not-yet-started sandbox for `with`: `with sandbox.run(...) as sb:`."""
     return RunningSandbox(profile, **options)
+
+
+def attach(name: str, *, state_root: Path | None = None) -> AttachedSandbox:
+    """A sandbox started elsewhere (`sandbox up NAME -d`, another test process), reached
+    through its control API: `sb = sandbox.attach("shop"); sb.verify("api", path="/orders")`.
+
+    Raises UsageError if no sandbox of that name is recorded, SandboxError if it has no
+    control API or its supervisor has gone.
+    """
+    from sandbox.errors import UsageError
+    from sandbox.runtime.state import StateDir, is_locked
+    from sandbox.runtime.state import state_root as default_root
+
+    root = state_root if state_root is not None else default_root()
+    record = StateDir(root, name).read()
+    if record is None:
+        raise UsageError(
+            f'no sandbox named "{name}" is running (nothing recorded under {root}).',
+            hint="`sandbox status` lists the running sandboxes.",
+        )
+    if not is_locked(root, name):
+        raise SandboxError(
+            f'sandbox "{name}" is recorded but its supervisor has gone.',
+            hint=f"`sandbox down {name}` cleans up what is left.",
+        )
+    return AttachedSandbox(record)

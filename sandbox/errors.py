@@ -150,6 +150,22 @@ class ContainerModeError(UsageError):
     """`--container-listen` outside a container: it would listen beyond loopback."""
 
 
+class VerificationError(SandboxError, AssertionError):
+    """A stub did not receive what a test expected; the message lists what it did receive
+    and the nearest misses. An AssertionError, so pytest reports it as a failed assertion."""
+
+    verdict: dict[str, object] | None = None  # the control API's verdict, when there is one
+
+    def __init__(self, message: str, verdict: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        if verdict is not None:  # unset otherwise, so the error crosses a pipe unchanged
+            self.verdict = verdict
+
+
+class ReloadRefused(UsageError):
+    """A profile edit cannot be applied while the sandbox runs: it needs a re-bind or restart."""
+
+
 # -- across a pipe ----------------------------------------------------------------------------
 # The detached supervisor reports the error it stopped with as one JSON line; the CLI side
 # rebuilds the same class, so `except ConflictError` and the exit code hold across processes.

@@ -35,11 +35,16 @@ MAIN_HELP = (
     '  up        Bring a profile up: plan, bind every socket, start in order,...\n'
     '  status    Every running sandbox and its services, with a live probe of...\n'
     "  logs      Print the logs of a sandbox's services (the last lines; -f...\n"
+    "  requests  What a sandbox's stubs received, oldest first (-f follows...\n"
     '  down      Stop a sandbox from its record, then verify every port...\n'
+    "  reload    Re-read the profile and swap changed stubs' routes; their...\n"
+    "  ca        Print the path of the sandbox's CA certificate, for `curl...\n"
     '  version   Print the version.\n'
     '  explain   Can this endpoint be bound now, who holds it and under which...\n'
     '  ping      ICMP echo to a loopback address, like the system ping, with...\n'
     '  hosts     Hosts-file lines that give each service a name...\n'
+    "  import    Turn another tool's stubs or stack into a profile, with a...\n"
+    '  export    Write a compose file or Kubernetes manifests in which each...\n'
     '  lab       Small, reversible situations to practise on: a port taken,...\n'
 )  # fmt: skip
 

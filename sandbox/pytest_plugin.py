@@ -13,6 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from sandbox.api import ProfileRef, RunningSandbox
+    from sandbox.runtime.control_client import AttachedSandbox
 
 Factory = Callable[..., "RunningSandbox"]
 
@@ -52,3 +53,13 @@ def module_sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def session_sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Factory]:
     """Like `sandbox_factory`, shared by the whole test session."""
     yield from _factory(tmp_path_factory.mktemp("sandbox-state"))
+
+
+@pytest.fixture
+def sandbox_attach() -> Callable[..., AttachedSandbox]:
+    """Reach a sandbox started outside the test run (`sandbox up NAME -d`, in CI say):
+    `sb = sandbox_attach("shop"); sb.verify("api", path="/orders")`. It is not stopped
+    afterwards: it is not the test's. Pass `state_root=` for another state directory."""
+    from sandbox.api import attach
+
+    return attach

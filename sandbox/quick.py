@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 _HELP_WIDTH = 80  # click wraps help at min(terminal width, 80): the same text from 80 up
 
 
-def main() -> None:
+def main(prog_name: str | None = None) -> None:
+    """`prog_name`: how usage and help name the program (default: as click guesses it)."""
     args = sys.argv[1:]
-    if args == ["--help"] and _print_help():
+    if args == ["--help"] and _print_help(prog_name or _prog()):
         return
     if args[:1] == ["down"]:
         parsed = _parse_down(args[1:])
@@ -33,7 +34,7 @@ def main() -> None:
             sys.exit(run_down(*parsed))
     from sandbox.cli import main as typer_main
 
-    typer_main()
+    typer_main(prog_name=prog_name)
 
 
 def _prog() -> str:
@@ -44,13 +45,13 @@ def _prog() -> str:
     return "python -m sandbox"
 
 
-def _print_help() -> bool:
+def _print_help(prog: str) -> bool:
     if shutil.get_terminal_size().columns < _HELP_WIDTH:
         return False
     from sandbox.help_text import MAIN_HELP
 
     try:
-        sys.stdout.write(MAIN_HELP.replace("{prog}", _prog(), 1))
+        sys.stdout.write(MAIN_HELP.replace("{prog}", prog, 1))
         sys.stdout.flush()
     except BrokenPipeError:  # `sandbox --help | head`
         sys.exit(quiet_pipe())
@@ -134,16 +135,19 @@ def down_command(name: str | None, all_: bool, grace: float, json_: bool, out: P
     import asyncio
 
     from sandbox.output import lifecycle as view
-    from sandbox.runtime.manage import down_many
+    from sandbox.runtime.manage import down_many, sandbox_name
     from sandbox.runtime.state import state_root
 
     if (name is None) == (not all_):
         raise UsageError(
             "name a sandbox, or pass --all (not both).", "`sandbox status` lists them."
         )
+    if name is not None:
+        name = sandbox_name(state_root(), name)  # a profile's path names its sandbox
     reports = asyncio.run(down_many(state_root(), None if all_ else name, grace=grace))
     if json_:
-        out.json({"sandboxes": [r.to_json() for r in reports]})
+        gone = {"not_running": name} if name is not None and not reports else {}
+        out.json({"sandboxes": [r.to_json() for r in reports], **gone})
     else:
         view.down_reports(out, reports, name)
     if any(not r.clean for r in reports):

@@ -42,6 +42,8 @@ SAMPLES: list[SandboxError] = [
     errors.SourceError("mappings/a.json:3:1: not valid JSON"),
     errors.StrictError("2 fields were dropped", "drop --strict to write the profile anyway"),
     errors.ContainerModeError("not in a container"),
+    errors.VerificationError("api: expected POST /orders exactly 1 time, received it 0 times."),
+    errors.ReloadRefused("api.port changed", "down, then up"),
 ]
 
 

@@ -159,3 +159,39 @@ def test_fixtures_leave_no_listener_even_when_a_test_fails(
         assert listening(address) == [], f"something still listens on {address}"
     (pid,) = [e["pid"] for e in entries if "pid" in e]
     assert gone(pid)
+
+
+VERIFY_INNER = """
+import urllib.request
+
+
+def test_the_stub_was_not_called_as_expected(sandbox_factory):
+    route = {{"method": "GET", "path": "/orders", "response": {{"body": "none"}}}}
+    api = {{"kind": "http", "address": {address!r}, "routes": [route]}}
+    sb = sandbox_factory({{"name": "plug-verify", "services": {{"api": api}}}})
+    urllib.request.urlopen(sb.url("api") + "/orders", timeout=5).read()
+    assert sb.verify("api", method="GET", path="/orders", times=1) == 1
+    sb.verify("api", method="POST", path="/orders", times=1)
+"""
+
+
+def test_a_failed_verify_is_reported_by_pytest_with_what_was_received(
+    pytester: pytest.Pytester, spare_loopback: Callable[[int], list[ipaddress.IPv4Address]]
+) -> None:
+    [address] = spare_loopback(1)
+    pytester.makeini(
+        "[pytest]\nfilterwarnings = error\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_inner=VERIFY_INNER.format(address=str(address)))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*VerificationError: api: expected POST /orders exactly 1 time, received it 0 times.",
+            "*api received 1 (all listed):",
+            "*#* GET /orders -> 200 (routes[[]0] GET /orders)",
+            "*nearest misses:",
+            "*#* GET /orders: method GET, not POST",
+        ]
+    )
+    assert listening(str(address)) == []

@@ -75,8 +75,7 @@ def test_hostport_brackets_ipv6() -> None:
         ("127.0.0.5:0", "127.0.0.5:0: the port 0 is outside 1..65535."),
         ("127.0.0.5:65536", "the port 65536 is outside 1..65535."),
         ("127.0.0.5:http", "the port 'http' is not a number."),
-        ("https://127.0.0.1:8443/", "TLS probes are not supported."),
-        ("ftp://127.0.0.1/", "only http:// URLs can be probed, not ftp://."),
+        ("ftp://127.0.0.1/", "only http:// and https:// URLs can be probed, not ftp://."),
         ("http://user@127.0.0.1/", "credentials in the URL are not supported."),
         ("http:///health", "has no host."),
         ("10.0.0.1:80", "10.0.0.1 is not a loopback address"),
@@ -166,3 +165,14 @@ def test_keep_loopback_names_what_a_name_resolved_to() -> None:
     assert caught.value.message == (
         f"db.example resolves to 10.1.2.3, 2001:db8::7, none of them loopback: {LOOPBACK_ONLY}"
     )
+
+
+def test_https_urls_parse_with_port_443_by_default() -> None:
+    target = parse_target("https://127.0.0.1/health")
+    assert (target.kind, target.port, target.path, target.scheme) == (
+        "url",
+        443,
+        "/health",
+        "https",
+    )
+    assert parse_target("https://127.0.0.1:8443/").port == 8443

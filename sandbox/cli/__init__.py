@@ -41,10 +41,19 @@ app = typer.Typer(
 )
 _state: dict[str, Any] = {"debug": False}
 
+
+def _profile_names(incomplete: str) -> list[str]:
+    """Shell completion: the profiles found by name (a path completes as a file)."""
+    from sandbox.profile.loader import discover
+
+    return [found.name for found in discover() if found.name.startswith(incomplete)]
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
 ProfileArg = Annotated[
     str, typer.Argument(help="A profile name (looked up in ./profiles, $SANDBOX_PROFILE_PATH, "
-                        "then the bundled ones) or a path to a YAML file.")
+                        "then the bundled ones) or a path to a YAML file.",
+                        autocompletion=_profile_names)
 ]  # fmt: skip
 OnConflictOpt = Annotated[
     str,
@@ -135,9 +144,9 @@ def state_root() -> Path:
     return root()
 
 
-def main() -> None:
+def main(prog_name: str | None = None) -> None:
     try:
-        app()
+        app(prog_name=prog_name)
     except KeyboardInterrupt:  # Ctrl-C while typer parses, before a command's boundary
         sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:  # --help or a usage message into a closed pipe
@@ -146,5 +155,5 @@ def main() -> None:
 
 # The command groups register themselves on `app` when imported, in the order `--help`
 # lists them.
-for _group in ("profiles", "diagnose", "lifecycle", "teach"):
+for _group in ("profiles", "diagnose", "lifecycle", "teach", "io"):
     importlib.import_module(f"sandbox.cli.{_group}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -81,10 +82,17 @@ def probe(
         list[str],
         typer.Argument(
             help="127.0.0.5:8080, [::1]:9000, localhost:5432, http://127.0.0.9:8000/health, "
-            "or a profile name (probes each of its services)."
+            "https://..., or a profile name (probes each of its services)."
         ),
     ],
     timeout: Annotated[float, typer.Option(help="Seconds each probe may take.")] = 2.0,
+    cacert: Annotated[
+        Path | None,
+        typer.Option(
+            "--cacert",
+            help="The CA https:// targets must be signed by (default: running sandboxes' CAs).",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Is it reachable, and how: open, refused, timeout, unreachable; with latency.
@@ -95,8 +103,18 @@ def probe(
     import asyncio
 
     from sandbox.probe.survey import probe_targets
+    from sandbox.probe.tls import trusting_all
+    from sandbox.runtime.authority import running_bundles
 
-    results = asyncio.run(probe_targets(targets, timeout=timeout, named=named_endpoints))
+    if cacert is not None and not cacert.is_file():
+        raise UsageError(f"--cacert {cacert}: there is no such file.")
+    import ssl
+
+    try:
+        tls = trusting_all([cacert] if cacert is not None else running_bundles(state_root()))
+    except ssl.SSLError as exc:
+        raise UsageError(f"--cacert {cacert}: not a PEM certificate ({exc.reason}).") from None
+    results = asyncio.run(probe_targets(targets, timeout=timeout, named=named_endpoints, tls=tls))
     out = printer()
     if json_:
         out.json({"results": [r.to_json() for r in results]})

@@ -1,9 +1,10 @@
-"""Commands that start and stop sandboxes: `up` (foreground or -d), `status`, `logs`, `down`
-(and `version`, listed after them)."""
+"""Commands that start and stop sandboxes: `up` (foreground or -d), `status`, `logs`,
+`requests` (what stubs received), `down` (and `version`, listed after them)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -23,11 +24,13 @@ from sandbox.cli import (
     printer,
     state_root,
 )
-from sandbox.errors import ExitCode, UsageError
+from sandbox.errors import ExitCode, SandboxError, UsageError
 from sandbox.output import lifecycle as view
+from sandbox.output import progress
 from sandbox.output.printer import Printer
 
 if TYPE_CHECKING:
+    from sandbox.io.container import Binder
     from sandbox.plan import OnConflict
     from sandbox.profile.models import Profile
 
@@ -58,6 +61,14 @@ def up(
         ),
     ] = False,
     json_: JsonOpt = False,
+    container_listen: Annotated[
+        bool,
+        typer.Option(
+            "--container-listen",
+            help="Inside a container only: listen on the container's interface (see "
+            "docs/import-export.md). Refused elsewhere and with -d.",
+        ),
+    ] = False,
 ) -> None:
     """Bring a profile up: plan, bind every socket, start in order, probe until ready.
 
@@ -73,30 +84,52 @@ def up(
         timeout = parse_duration(wait_timeout)
     except ValueError as exc:
         raise UsageError(f"--wait-timeout: {exc}") from None
+    bind = container_mode(detach) if container_listen else None
     loaded = load(profile)
     strategy = conflict_strategy(on_conflict)
     request_log = not no_request_log and request_log_default()
     out = printer()
     if not detach:
         code = foreground(
-            loaded, name, state_root(), strategy, timeout, out, json_, request_log=request_log
+            loaded, name, state_root(), strategy, timeout, out, json_, bind, request_log=request_log
         )
         if code:
             raise typer.Exit(code)
         return
-    status = up_detached(
-        loaded,
-        name=name,
-        state_root=state_root(),
-        on_conflict=strategy,
-        wait_timeout=timeout,
-        request_log=request_log,
-    )
+    bar = progress.Progress(out, f"{name or loaded.name}: starting")
+    try:
+        status = up_detached(
+            loaded,
+            name=name,
+            state_root=state_root(),
+            on_conflict=strategy,
+            wait_timeout=timeout,
+            request_log=request_log,
+            on_progress=bar.update,
+        )
+    finally:
+        bar.done()
     with undone_on_closed_pipe(status["name"]):
         if json_:
             out.json(status)
         else:
+            progress.moves(out, status["moves"], strategy)
             view.detached(out, status)
+
+
+def container_mode(detach: bool) -> Binder:
+    """The binder of `--container-listen`; refused with -d and outside a container."""
+    from sandbox.io.container import container_binder
+
+    if detach:
+        raise UsageError(
+            "--container-listen runs in the foreground only (it is the container's main "
+            "process); it cannot be combined with -d.",
+            "Leave -d out: the container engine keeps the process running.",
+        )
+    # Where to look for the container markers: `/`, unless SANDBOX_CONTAINER_ROOT says
+    # otherwise (whoever can set it can set $container too, so it opens no way around).
+    return container_binder(root=Path(os.environ.get("SANDBOX_CONTAINER_ROOT", "/")))
 
 
 @contextlib.contextmanager
@@ -122,6 +155,7 @@ def foreground(
     wait_timeout: float,
     out: Printer,
     json_: bool,
+    bind: Binder | None = None,
     *,
     request_log: bool = True,
 ) -> int:
@@ -130,7 +164,7 @@ def foreground(
     import asyncio
 
     return asyncio.run(
-        _foreground(profile, name, root, strategy, wait_timeout, out, json_, request_log)
+        _foreground(profile, name, root, strategy, wait_timeout, out, json_, bind, request_log)
     )
 
 
@@ -142,10 +176,12 @@ async def _foreground(
     wait_timeout: float,
     out: Printer,
     json_: bool,
+    bind: Binder | None,
     request_log: bool,
 ) -> int:
     import asyncio
 
+    from sandbox.net.sockets import bind_all
     from sandbox.runtime.events import Event
     from sandbox.runtime.sandbox import Sandbox
     from sandbox.runtime.state import StateDir
@@ -172,6 +208,8 @@ async def _foreground(
         wait_timeout=wait_timeout,
         emit=show,
         foreground=True,
+        # Container mode swaps how sockets are bound, nothing else.
+        bind=bind or bind_all,
         request_log=request_log,
     )
     loop = asyncio.get_running_loop()
@@ -192,9 +230,11 @@ async def _foreground(
         await sandbox.start()
         started = True
         status = await sandbox_status(StateDir(root, sandbox.name))
+        moved = [m.to_json() for m in sandbox.plan.moves] if sandbox.plan else []
         if json_:
-            out.json(status.to_json() if status else {})
+            out.json({**status.to_json(), "moves": moved} if status else {})
         elif status is not None:
+            progress.moves(out, moved, strategy)
             seconds = time.perf_counter() - t0
             view.all_ready(out, sandbox.name, len(sandbox.services), seconds, status.to_json())
         await stop.wait()
@@ -254,21 +294,106 @@ def logs(
 
 @app.command()
 @command
+def requests(
+    name: Annotated[str, typer.Argument(help="The sandbox.")],
+    service: Annotated[str | None, typer.Argument(help="One stub (default: all).")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print JSON (with -f, one entry per line).")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing requests as they arrive.")
+    ] = False,
+    method: Annotated[str | None, typer.Option("--method", help="Only this method.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="Only this exact path.")] = None,
+) -> None:
+    """What a sandbox's stubs received, oldest first (-f follows until Ctrl-C)."""
+    from sandbox.output import requests as journal_view
+    from sandbox.runtime.requests_feed import requests_feed
+
+    out = printer()
+    feed = requests_feed(state_root(), name, service, method=method, path=path, follow=follow)
+    if not follow:
+        entries = list(feed)
+        if json_:
+            journal_view.requests_json(out, entries)
+        else:
+            journal_view.requests_table(out, entries)
+        return
+    if not json_:
+        journal_view.stream_header(out)
+    for entry in feed:
+        if json_:
+            journal_view.request_json_line(out, entry)
+        else:
+            journal_view.stream_row(out, entry)
+
+
+@app.command()
+@command
 def down(
-    name: Annotated[str | None, typer.Argument(help="The sandbox to stop.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The sandbox to stop: its name, or the profile (name or path) `up` got."
+        ),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Stop every recorded sandbox.")] = False,
     grace: GraceOpt = 5.0,
     json_: JsonOpt = False,
 ) -> None:
     """Stop a sandbox from its record, then verify every port refuses and no process is left.
 
-    Exit 0 when everything is gone, 6 when something survived.
+    Exit 0 when everything is gone (or nothing was running: it says so), 6 when something
+    survived.
     """
     from sandbox.quick import down_command  # shared with the typer-free fast path
 
     code = down_command(name, all_, grace, json_, printer())
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+@command
+def reload(
+    name: Annotated[str, typer.Argument(help="The running sandbox.")],
+    service: Annotated[str | None, typer.Argument(help="One service (default: all).")] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Reload again whenever the profile file changes.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Re-read the profile and swap changed stubs' routes; their sockets stay bound.
+
+    An invalid edit changes nothing (exit 3); an edit that needs a restart (address, port,
+    kind, tls, services added or removed) is refused, naming each (exit 2).
+    """
+    from sandbox.runtime.reload import changes, reload_running, running_profile
+
+    out = printer()
+    root = state_root()
+    path = running_profile(root, name, service)
+    view.reloaded(out, name, reload_running(root, name, service), json_=json_)
+    if not watch:
+        return
+    out.note(f"watching {path} (Ctrl-C stops)")
+    for _ in changes(path):
+        try:
+            view.reloaded(out, name, reload_running(root, name, service), json_=json_)
+        except SandboxError as exc:  # a bad edit is reported; the watch goes on
+            if json_:
+                out.error_json(exc)
+            else:
+                out.error(exc)
+
+
+@app.command()
+@command
+def ca(name: Annotated[str, typer.Argument(help="The running sandbox.")]) -> None:
+    """Print the path of the sandbox's CA certificate, for `curl --cacert` and the like."""
+    from sandbox.runtime.authority import find_bundle
+
+    printer().line(str(find_bundle(state_root(), name)))
 
 
 @app.command()

@@ -41,13 +41,19 @@ def validate(
         try:
             profile = load(ref)
         except ProfileError as exc:
-            results.append({"profile": ref, "valid": False, "problems": exc.problems})
+            code = int(exc.exit_code)
+            results.append(
+                {"profile": ref, "valid": False, "problems": exc.problems, "exit_code": code}
+            )
             worst = max(worst, exc.exit_code)
             if not json_:
                 out.error(exc)
             continue
         except SandboxError as exc:
-            results.append({"profile": ref, "valid": False, "problems": [exc.message]})
+            code = int(exc.exit_code)
+            results.append(
+                {"profile": ref, "valid": False, "problems": [exc.message], "exit_code": code}
+            )
             worst = max(worst, exc.exit_code)
             if not json_:
                 out.error(exc)

@@ -111,6 +111,17 @@ def next_free_address(
     return None
 
 
+def moves_that_help(address: IPAddress, rules: Iterable[Rule]) -> list[str]:
+    """The `--on-conflict` strategies that can get `address` around listeners of `rules`.
+
+    Another address helps only an IPv4 service held by an exact or mapped listener: ::1 is
+    the only IPv6 loopback address, and a wildcard or dual-stack listener holds the port on
+    every 127.x address. Another port always can.
+    """
+    wide = {"wildcard", "dual-stack"} & set(rules)
+    return ["next-port"] if address.version == 6 or wide else ["next-address", "next-port"]
+
+
 def _rule(address: IPAddress, entry: Listener, default_v6only: bool) -> Rule | None:
     held = entry.address
     if held == address:
@@ -157,18 +168,31 @@ def _fix(entry: Listener, rule: Rule) -> str:
         stop = f"Stop pid {pid} (`kill {pid}`)"
     else:
         stop = f"Stop its owner (`sudo ss -{flag} 'sport = :{entry.port}'` names it)"
-    if rule in ("exact", "mapped"):
+    ipv4 = entry.address.version == 4 or getattr(entry.address, "ipv4_mapped", None) is not None
+    if rule == "mapped" or (rule == "exact" and ipv4):
         return (
             f"{stop}, or move the service to another address of 127/8 "
             "(`--on-conflict next-address`) or another port (`--on-conflict next-port`)."
         )
     holder = format_hostport(entry.address, entry.port)
+    if rule == "exact":  # [::1]:P, the only IPv6 loopback address; 127.x:P is not blocked
+        return (
+            f"{stop}, or move the service to another port (`--on-conflict next-port`); "
+            f"::1 is the only IPv6 loopback address, so only a 127.x address in the profile "
+            f"(`address: auto`) moves it off {holder}."
+        )
     if rule == "wildcard" and entry.address.version == 6 and entry.v6only:
         return (
             f"{stop}, or move the service to another port (`--on-conflict next-port`) or to "
             f"a 127.x address: ::1 is the only IPv6 loopback address, and {holder} holds it."
         )
+    if ipv4:  # 0.0.0.0:P or [::ffff:0.0.0.0]:P
+        return (
+            f"{stop}, or move the service to another port (`--on-conflict next-port`); "
+            f"another 127.x address cannot help, because {holder} holds the port on all of "
+            f"them (::1 can: {holder} leaves IPv6 alone)."
+        )
     return (
         f"{stop}, or move the service to another port (`--on-conflict next-port`); another "
-        f"address cannot help, because {holder} holds the port on every address."
+        f"address cannot help, because {holder} holds the port on every 127.x address and on ::1."
     )

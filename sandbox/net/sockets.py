@@ -52,9 +52,11 @@ def diagnose_bind_error(
     message = f"{target}{whose} {describe_errno(err)}."
     hint: str | None = None
     if err == errnos.EADDRINUSE:
+        # ::1 is the only IPv6 loopback address: moving to another address cannot help it.
+        other = "" if address.version == 6 else " or `--on-conflict next-address`"
         hint = (
             "See who holds it with `sandbox ports`, or let the plan move the service with "
-            "`sandbox plan --on-conflict next-port` or `--on-conflict next-address`."
+            f"`sandbox plan --on-conflict next-port`{other}."
         )
     elif err == errnos.EADDRNOTAVAIL and address.version == 6:
         hint = (

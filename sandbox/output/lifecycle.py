@@ -9,6 +9,7 @@ from sandbox.output.printer import Printer
 
 if TYPE_CHECKING:  # annotations only: `status` and `down` need not import the runtime early
     from sandbox.runtime.events import Event
+    from sandbox.runtime.reload import ReloadReport
     from sandbox.runtime.teardown import DownReport
 
 
@@ -66,6 +67,8 @@ def statuses(out: Printer, found: Sequence[dict[str, Any]], name: str | None) ->
             f"supervisor pid {sandbox['supervisor_pid']}, up {sandbox['uptime_s']:.0f}s)"
         )
         services_table(out, sandbox["services"])
+        if sandbox.get("control") and state != "stale":
+            out.line(out.paint(f"control API {sandbox['control']}", "dim"))
         if state == "stale":
             out.warn(f"its supervisor is gone; `sandbox down {sandbox['name']}` cleans up")
 
@@ -83,3 +86,13 @@ def down_reports(out: Printer, reports: Sequence[DownReport], name: str | None) 
         else:
             for survivor in report.survivors:
                 out.warn(f"{report.name}: {survivor}")
+
+
+def reloaded(out: Printer, name: str, report: ReloadReport, *, json_: bool) -> None:
+    """`reload`: which services took the edit, and which were unchanged."""
+    if json_:
+        out.json({"sandbox": name, "reloaded": report.reloaded, "unchanged": report.unchanged})
+        return
+    done = ", ".join(report.reloaded) or "nothing changed"
+    rest = f"; unchanged: {', '.join(report.unchanged)}" if report.unchanged else ""
+    out.ok(f"{name}: reloaded: {done}{rest}")

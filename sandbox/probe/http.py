@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 
 from sandbox.net.addresses import format_hostport
 from sandbox.probe.result import BODY_LIMIT, ProbeResult, ProbeState, _excerpt, _ms, _seconds
 from sandbox.probe.tcp import _check, _close, _failed, _open_stream
+from sandbox.probe.tls import tls_problem
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: ([^\r\n]*))?\r?\n")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -105,6 +107,7 @@ async def probe_http(
     method: str = "GET",
     scheme_host: str | None = None,
     target: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> ProbeResult:
     """One HTTP/1.1 request to a literal loopback address; reads the head and up to 64 KiB of body.
 
@@ -113,19 +116,20 @@ async def probe_http(
     answer that is not HTTP, leaves the state OPEN with `expectation_failed`. A body that stops
     short or outlasts the deadline is noted in the detail; the status still counts. latency_ms
     is the time to the end of the response head. Raises ValueError for a bad argument.
-    Leaves no connection open (it is aborted once the probe has what it needs).
+    Leaves no connection open (it is aborted once the probe has what it needs). With `tls`,
+    the request goes over HTTPS and the certificate must be valid for `address` under it.
     """
     family = _check(address, port, timeout)
     where = format_hostport(address, port)
     request = _request(method, path, scheme_host or where)
-    name = target or f"http://{where}{path}"
+    name = target or f"{'https' if tls else 'http'}://{where}{path}"
     start = time.perf_counter()
     writer: asyncio.StreamWriter | None = None
     status: int | None = None
     reason, latency, body, note = "", None, bytearray(), ""
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await _open_stream(address, port, family)
+            reader, writer = await _open_stream(address, port, family, tls)
             writer.write(request)
             status, reason, headers = await _read_head(reader)
             latency = _ms(start)
@@ -145,6 +149,8 @@ async def probe_http(
         note = f" (the body did not finish within {_seconds(timeout)} s)"
     except Exception as exc:
         if status is None:
+            if problem := tls_problem(exc, address, port):
+                return ProbeResult(name, address, port, ProbeState.ERROR, None, detail=problem)
             return _failed(exc, name, address, port, timeout)
         note = f" (the body was cut short: {exc})"
     finally:

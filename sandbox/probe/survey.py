@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import Awaitable, Callable
 
 from sandbox.errors import UsageError
@@ -25,13 +26,15 @@ async def probe_targets(
     timeout: float,
     named: Named = _no_names,
     table: Callable[[], SocketTable] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> list[ProbeResult]:
     """Probe every target; refused results say what listens on that port elsewhere.
 
     `named` turns a bare name (a profile or a running sandbox) into (label, address, port)
     triples; the caller decides where those come from, so probing never reads state itself.
-    `table` reads the socket table (default: the machine's). Raises UsageError for a target
-    that is not loopback or cannot be parsed.
+    `table` reads the socket table (default: the machine's). `tls` is what https:// targets
+    trust (default: the system's CAs). Raises UsageError for a target that is not loopback or
+    cannot be parsed.
     """
     jobs: list[Awaitable[ProbeResult]] = []
     for text in texts:
@@ -45,7 +48,7 @@ async def probe_targets(
         endpoints = await expand(target, timeout=timeout)
         for address, port in endpoints:
             label = text if len(endpoints) == 1 else f"{text} -> {format_hostport(address, port)}"
-            jobs.append(_job(target, address, port, label, timeout))
+            jobs.append(_job(target, address, port, label, timeout, tls))
     results = await probe_all(jobs)
     if any(r.state is ProbeState.REFUSED for r in results):
         listeners = table() if table is not None else read_table(protocols=("tcp",))
@@ -62,11 +65,24 @@ async def probe_targets(
 
 
 def _job(
-    target: Target, address: str, port: int, label: str, timeout: float
+    target: Target,
+    address: str,
+    port: int,
+    label: str,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> Awaitable[ProbeResult]:
     if target.kind == "url":
+        if target.scheme == "https" and tls is None:
+            tls = ssl.create_default_context()
         return probe_http(
-            address, port, target.path, timeout=timeout, target=label, scheme_host=target.hostport
+            address,
+            port,
+            target.path,
+            timeout=timeout,
+            target=label,
+            scheme_host=target.hostport,
+            tls=tls if target.scheme == "https" else None,
         )
     return probe_tcp(address, port, timeout=timeout, target=label)
 

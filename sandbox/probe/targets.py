@@ -33,7 +33,7 @@ class Target:
     host: str | None
     port: int | None
     path: str = "/"  # for urls: path and query, percent-encoded ASCII
-    scheme: str | None = None  # "http" for urls
+    scheme: str | None = None  # "http" or "https" for urls
 
     @property
     def hostport(self) -> str | None:
@@ -118,9 +118,9 @@ def _quote(path: str) -> str:
 
 
 def parse_target(text: str) -> Target:
-    """Parse `127.0.0.5:8080`, `[::1]:9000`, `localhost:5432`, `http://HOST[:PORT]/PATH`, or a
-    bare word (kind "name"). Raises TargetError (a UsageError and a ValueError) with a sentence
-    for anything else: unbracketed IPv6, a bad port, https, a non-loopback address."""
+    """Parse `127.0.0.5:8080`, `[::1]:9000`, `localhost:5432`, `http(s)://HOST[:PORT]/PATH`, or
+    a bare word (kind "name"). Raises TargetError (a UsageError and a ValueError) with a
+    sentence for anything else: unbracketed IPv6, a bad port, a non-loopback address."""
     spec = text.strip()
     if not spec:
         raise TargetError("the probe target is empty.")
@@ -129,20 +129,18 @@ def parse_target(text: str) -> Target:
     scheme, sep, rest = spec.partition("://")
     if sep:
         scheme = scheme.lower()
-        if scheme == "https":
-            message = f"{spec}: TLS probes are not supported."
-            raise TargetError(message, "probe http://, or HOST:PORT to check the port is open.")
-        if scheme != "http":
-            raise TargetError(f"{spec}: only http:// URLs can be probed, not {scheme}://.")
+        if scheme not in ("http", "https"):
+            message = f"{spec}: only http:// and https:// URLs can be probed, not {scheme}://."
+            raise TargetError(message)
         cut = min([i for i in map(rest.find, "/?#") if i >= 0] or [len(rest)])
         netloc, tail = rest[:cut], rest[cut:].partition("#")[0]
         if not netloc:
             raise TargetError(f"{spec} has no host.")
         if "@" in netloc:
             raise TargetError(f"{spec}: credentials in the URL are not supported.")
-        host, port = _host_port(netloc, 80)
+        host, port = _host_port(netloc, 443 if scheme == "https" else 80)
         path = _quote(tail if tail.startswith("/") else "/" + tail)
-        return Target(text, "url", host, port, path, "http")
+        return Target(text, "url", host, port, path, scheme)
     if ":" in spec or spec.startswith("["):
         host, port = _host_port(spec, None)
         return Target(text, "hostport", host, port)

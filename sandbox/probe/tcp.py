@@ -8,6 +8,7 @@ import errno
 import ipaddress
 import re
 import socket
+import ssl
 import time
 
 from sandbox.net.addresses import format_hostport, loopback_problem
@@ -86,10 +87,14 @@ async def _connect(address: str, port: int, family: socket.AddressFamily) -> soc
 
 
 async def _open_stream(
-    address: str, port: int, family: socket.AddressFamily
+    address: str, port: int, family: socket.AddressFamily, tls: ssl.SSLContext | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     sock = await _connect(address, port, family)
     try:
+        if tls is not None:  # the certificate is checked against the literal address
+            return await asyncio.open_connection(
+                sock=sock, limit=BODY_LIMIT, ssl=tls, server_hostname=address
+            )
         return await asyncio.open_connection(sock=sock, limit=BODY_LIMIT)
     except BaseException:
         sock.close()

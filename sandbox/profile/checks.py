@@ -8,6 +8,7 @@ from pathlib import PureWindowsPath
 from sandbox.errors import ProfileError
 from sandbox.profile.limits import check_limits
 from sandbox.profile.models import CommandService, HttpService, Profile, Response, TcpService
+from sandbox.profile.placeholders import check_placeholders
 
 FieldPath = tuple[str | int, ...]
 Problem = tuple[FieldPath, str]
@@ -21,6 +22,7 @@ def check_profile(profile: Profile) -> list[Problem]:
         *_routes(profile),
         *_collisions(profile),
         *_readiness(profile),
+        *check_placeholders(profile),
         *check_limits(profile),
     ]
 
@@ -161,6 +163,14 @@ def _file(response: Response, path: FieldPath) -> list[Problem]:
         return [(path, f"{file!r} is absolute; `file:` is relative to the profile's folder")]
     if ".." in file.replace("\\", "/").split("/"):
         return [(path, f"{file!r} leaves the profile's folder (..); `file:` must stay inside it")]
+    if any(marker in file for marker in ("{{", "{%", "{#")):
+        return [
+            (
+                path,
+                f"{file!r} looks like a template, but `file:` is a path read as it is (never "
+                "rendered); name one file, and put templates in `body:` or `json:`",
+            )
+        ]
     return []
 
 

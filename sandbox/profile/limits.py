@@ -19,7 +19,17 @@ Problem = tuple[FieldPath, str]
 
 MAX_SERVICES = 5000  # each holds a socket and a log file open in one process (3000 are benched)
 MAX_EXPONENT = 256  # `{{ 10**5000 }}` would make a number too long to print
-_PARSER = SandboxedEnvironment()
+
+
+class _Checker(SandboxedEnvironment):
+    """Compiles like the stubs do, folding no arithmetic: a check must not build
+    `'x' * 10**9` while reading a profile."""
+
+    intercepted_binops = frozenset(["**", "*", "+", "-", "/", "//", "%"])
+
+
+_PARSER = _Checker(undefined=jinja2.StrictUndefined, autoescape=False)
+_LITERAL = "for a literal {{ write {{ '{{' }}, or wrap the text in {% raw %}...{% endraw %}"
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -127,7 +137,7 @@ def template_problem(text: str) -> str | None:
     try:
         tree = _PARSER.parse(text)
     except jinja2.TemplateSyntaxError as exc:
-        return f"the template is not valid Jinja2: {exc.message} (line {exc.lineno})"
+        return _syntax(exc)
     for power in tree.find_all(nodes.Pow):
         exponent = power.right
         value = exponent.value if isinstance(exponent, nodes.Const) else None
@@ -136,4 +146,12 @@ def template_problem(text: str) -> str | None:
                 f"`**` is limited to a constant exponent of at most {MAX_EXPONENT}: "
                 "larger powers make numbers too long to answer with"
             )
+    try:  # some mistakes (an unknown test or filter) only show when compiling
+        _PARSER.compile(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return _syntax(exc)
     return None
+
+
+def _syntax(exc: jinja2.TemplateSyntaxError) -> str:
+    return f"the template is not valid Jinja2: {exc.message} (line {exc.lineno}); {_LITERAL}"

@@ -12,12 +12,22 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from sandbox.net.addresses import loopback_problem
 from sandbox.profile.patterns import check_path_patterns, check_pattern
+from sandbox.profile.stubs import (
+    DEFAULT_MAX_BODY,
+    AbsentSpec,
+    ByteSize,
+    EnvNames,
+    Status,
+    check_add_prefix,
+    check_nested_regexes,
+)
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
@@ -109,6 +119,18 @@ class Match(Strict):
         description="Top-level JSON fields: a string is a regex, anything else must be equal.",
     )
     body: str | None = Field(None, description="Regex over the request body as text.")
+    # Presence conditions and nested JSON (checked in profile/stubs.py).
+    absent: AbsentSpec | None = Field(
+        None, description="Headers and query parameters that must not be present."
+    )
+    exact_query: bool = Field(
+        False, description="No query parameter other than those named in `query`."
+    )
+
+    @model_validator(mode="after")
+    def _nested(self) -> Match:
+        check_nested_regexes(self.json_)
+        return self
 
     @model_validator(mode="after")
     def _regexes(self) -> Match:
@@ -126,7 +148,7 @@ class Match(Strict):
 class Response(Strict):
     """One HTTP answer. `body`, `json` and `file` are alternatives; text may use templates."""
 
-    status: int = Field(200, ge=100, le=599)
+    status: Status = Field(200, description="100..599, or a template rendering to one.")
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     json_: Any = Field(None, alias="json")
@@ -142,6 +164,56 @@ class Response(Strict):
         return self
 
 
+# -- what a stub remembers: its journal, scenario states and variables ---------------------
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|KB|MB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "KB": 1000, "MB": 1000**2}
+VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def parse_size(value: object) -> int:
+    """`64KiB`, `1MiB`, `500B` or a plain number of bytes -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (found := _SIZE.match(value)):
+        return int(found.group(1)) * _SIZE_UNITS[found.group(2)]
+    raise ValueError(f"{value!r} is not a size: write bytes like 65536, 64KiB or 1MiB")
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _SIZE.pattern}]}
+    ),
+]
+
+
+class JournalSpec(Strict):
+    """How much a stub remembers of what it received (the newest entries are kept)."""
+
+    max: int = Field(1000, ge=0, le=1_000_000, description="Entries kept; 0 keeps none.")
+    body_max: Size = Field(
+        64 * 1024, le=16 * 1024**2, description="Bytes of each body kept, e.g. 64KiB."
+    )
+
+
+class ScenarioStep(Strict):
+    """A route that belongs to a scenario: it answers only `when` the scenario is in that
+    state (any state if unset), and moves the scenario to `then` once it answered."""
+
+    name: str = Field(min_length=1, max_length=100)
+    when: str | None = Field(None, min_length=1, description="Required state; starts `Started`.")
+    then: str | None = Field(None, min_length=1, description="The state after this route answered.")
+
+
+def _check_vars(values: dict[str, Any]) -> dict[str, Any]:
+    for key in values:
+        if not re.fullmatch(VAR_NAME, key):
+            raise ValueError(f"{key!r} is not a variable name (letters, digits and _)")
+    return values
+
+
 class Route(Strict):
     """A route answers with exactly one of response, responses (in turn), proxy or fault."""
 
@@ -155,6 +227,26 @@ class Route(Strict):
         None, description="With proxy: remove this from the front of the path before forwarding."
     )
     fault: Fault | None = None
+    scenario: ScenarioStep | None = None
+    set_: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="set",
+        description="Service variables to set when this route answers; values may be templates.",
+    )
+
+    @field_validator("set_")
+    @classmethod
+    def _set_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_vars(value)
+
+    add_prefix: str | None = Field(
+        None, description="With proxy: put this in front of the path before forwarding."
+    )
+
+    @model_validator(mode="after")
+    def _add_prefix(self) -> Route:
+        check_add_prefix(self.add_prefix, self.proxy)
+        return self
 
     @field_validator("method")
     @classmethod
@@ -249,6 +341,29 @@ class HttpService(ServiceBase):
 
     kind: Literal["http"]
     routes: list[Route] = Field(default_factory=list)
+    journal: JournalSpec = Field(default_factory=JournalSpec)
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Variables' values at start and after a reset."
+    )
+
+    @field_validator("vars")
+    @classmethod
+    def _var_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_vars(value)
+
+    # Service-wide stub options (checked in profile/stubs.py).
+    max_body: ByteSize = Field(
+        DEFAULT_MAX_BODY, description="Largest request body accepted (else 413), e.g. 10MiB."
+    )
+    tls: bool = Field(False, description="Serve HTTPS with a certificate of the sandbox's CA.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers added to every answer that lacks them."
+    )
+    cors: bool = Field(False, description="Answer CORS preflights; allow any origin.")
+    pass_env: EnvNames = Field(
+        default_factory=list,
+        description="Variables of sandbox's environment that templates may read as env.NAME.",
+    )
     log_requests: bool = Field(True, description="Write a line per request to the service's log.")
 
 
@@ -257,6 +372,7 @@ class TcpService(ServiceBase):
 
     kind: Literal["tcp"]
     tcp: TcpSpec = Field(default_factory=TcpSpec)
+    journal: JournalSpec = Field(default_factory=JournalSpec)
     log_requests: bool = Field(
         True, description="Write a line per connection and per chunk to the service's log."
     )

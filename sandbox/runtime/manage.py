@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +26,11 @@ def up_detached(
     on_conflict: OnConflict,
     wait_timeout: float,
     request_log: bool = True,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Start a supervisor in its own session; return the sandbox's status once it is ready
-    (as the supervisor's readiness probes found it: nothing is probed twice)."""
+    (as the supervisor's readiness probes found it: nothing is probed twice), with
+    `moves`: what --on-conflict moved. `on_progress` hears of each service ready."""
     from sandbox.runtime.supervisor import spawn
 
     if profile.source is None:
@@ -41,14 +43,15 @@ def up_detached(
         on_conflict=on_conflict,
         wait_timeout=wait_timeout,
         request_log=request_log,
+        on_progress=on_progress,
     )
     found = ready.get("status")
     if isinstance(found, dict):
-        return found
+        return {**found, "moves": ready.get("moves", [])}
     status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
     if status is None:
         raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
-    return status.to_json()
+    return {**status.to_json(), "moves": ready.get("moves", [])}
 
 
 async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
@@ -56,6 +59,25 @@ async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:
     dirs = [StateDir(state_root, name)] if name else list_sandboxes(state_root)
     found = await asyncio.gather(*(sandbox_status(d) for d in dirs))
     return [s.to_json() for s in found if s is not None]
+
+
+def sandbox_name(state_root: Path, ref: str) -> str:
+    """The sandbox that `ref` names, as `up` would: a profile file's path (or a profile name)
+    stands for the profile's `name:`; a recorded sandbox's name stands for itself.
+
+    Raises ProfileNotFound / ProfileError for a path that is not a loadable profile.
+    """
+    from sandbox.profile.loader import find_profile, load_profile
+
+    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
+    if looks_like_path:
+        return load_profile(ref).name
+    if StateDir(state_root, ref).read() is not None:
+        return ref
+    try:
+        return load_profile(find_profile(ref)).name
+    except SandboxError:  # no such profile either: `down` says that `ref` is not running
+        return ref
 
 
 async def down_many(state_root: Path, name: str | None, *, grace: float) -> list[DownReport]:

@@ -7,25 +7,31 @@ AsyncExitStack, and any failure unwinds what already started before the error is
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import shutil
 import socket
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from sandbox.errors import ConflictError, NotReadyError, SandboxError
+from sandbox.errors import ConflictError, NotReadyError, SandboxError, UsageError
 from sandbox.net.addresses import format_hostport, format_url
+from sandbox.net.conflicts import moves_that_help
 from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
 from sandbox.net.table import read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
+from sandbox.probe.tls import trusting
 from sandbox.proc.processes import ref_for
 from sandbox.profile.models import Profile
+from sandbox.runtime.authority import TLS_FOLDER, Authority, make_authority
 from sandbox.runtime.events import (
     Emit,
     LogLine,
@@ -37,9 +43,13 @@ from sandbox.runtime.events import (
 )
 from sandbox.runtime.logwriter import LogWriter
 from sandbox.runtime.private import open_log_fd
+from sandbox.runtime.reload import ReloadReport, open_channel, swap_stubs
+from sandbox.runtime.retry import plan_and_bind
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 from sandbox.runtime.status import recorded_pids
-from sandbox.services.context import Peer, ServiceContext
+from sandbox.runtime.stub_access import StubAccess
+from sandbox.runtime.stubs import StubRegistry, loopback_only
+from sandbox.services.context import Peer, ServiceContext, StubServer
 
 if TYPE_CHECKING:
     from sandbox.services.command import Program
@@ -48,6 +58,7 @@ StopTrigger = Callable[[], Awaitable[object]]
 # Readiness probes in flight at once: a thousand at once on one loop starve the stubs that
 # must answer them (3000 stubs were "not ready within 10 s").
 PROBE_LIMIT = 64
+CONTROL = "(control API)"  # the control API's socket among the held ones
 
 
 @dataclass
@@ -66,6 +77,7 @@ class RunningService:
     give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
     log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
     restarts: int = 0  # how often a command service was restarted (restart: on-failure)
+    stub: StubServer | None = None  # the in-process server of an http or tcp service
     _sock: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -91,8 +103,11 @@ class RunningService:
         )
 
 
-class Sandbox:
+class Sandbox(StubAccess):
     """A profile brought up on loopback; usable as `async with Sandbox(profile) as sb:`.
+
+    `sb.requests("api")`, `sb.verify("api", ...)` and `sb.reset()` (StubAccess) are called
+    from the sandbox's own event loop.
 
     With `state_root`, the sandbox is recorded there (and locked) so `sandbox status`,
     `logs` and `down` can find it; without it nothing is written to disk.
@@ -108,11 +123,11 @@ class Sandbox:
         wait_timeout: float = 30.0,
         emit: Emit = ignore,
         table_reader: Callable[[], SocketTable] = read_table,
-        history_limit: int = 1000,
         foreground: bool = True,
         log_lines: bool = True,
         request_log: bool = True,
         bind: Callable[[Sequence[tuple[Any, int, str]]], list[socket.socket]] = bind_all,
+        control_address: str | None = "127.0.0.1",
     ) -> None:
         """`log_lines=False`: no LogLine event per log line (the detached supervisor shows
         none); `request_log=False`: no log line per request for any stub (see `log_requests`)."""
@@ -126,8 +141,12 @@ class Sandbox:
         self.on_conflict = on_conflict
         self.wait_timeout = wait_timeout
         self.emit = emit
-        self.history_limit = history_limit
         self.foreground = foreground
+        # The stubs' journals and state, and the control API serving them (None: no API).
+        self.stubs = StubRegistry(self.name)
+        self.control_address = loopback_only(control_address) if control_address else None
+        self.control_url: str | None = None
+        self._journal_counter = itertools.count(1)
         self.services: dict[str, RunningService] = {}
         self.plan: Plan | None = None
         self.started_at: float | None = None
@@ -139,6 +158,7 @@ class Sandbox:
         self._stops: list[tuple[int, RunningService, Callable[[], Awaitable[None]]]] = []
         self.forced = False
         self._status = "starting"
+        self.authority: Authority | None = None
 
     # -- the public surface -------------------------------------------------------------
 
@@ -150,6 +170,9 @@ class Sandbox:
 
     def port(self, service: str) -> int:
         return self._get(service).port
+
+    def _ask(self, op: str, args: Mapping[str, Any]) -> Any:
+        return self.stubs.ask(op, args)
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -187,18 +210,23 @@ class Sandbox:
                 lock.acquire()
                 stack.callback(lock.release)
                 stack.callback(self._state.remove)
-            plan = self._make_plan()
-            sockets = self._bind(plan)
+            plan, sockets = plan_and_bind(self._make_plan, self._bind, self.on_conflict)
             for sock in sockets.values():
                 stack.callback(sock.close)
+            control_sock = sockets.pop(CONTROL, None)
             self._materialise(plan, sockets)
+            self._certify(stack)
             stack.callback(self._close_logs)
+            if control_sock is not None:
+                await self._start_control(stack, control_sock)
             self._write_record("starting")
             stack.push_async_callback(self._stop_services)
             await self._start_all(stack, t0)
             # Ready means `sandbox logs` shows every service: its log exists, lines written.
             await self._logs.drained()
+            self.stubs.reset()  # readiness probes are not what a test wants to verify
             self._write_record("running")
+            await self._open_reload_channel(stack)
             self._stack = stack.pop_all()
 
     def force(self) -> None:
@@ -226,11 +254,14 @@ class Sandbox:
         self.plan = plan
         if plan.conflicts:
             lines = [c.sentence() for c in plan.conflicts]
+            # Only the strategies that can help every conflict (never next-address for ::1).
+            helps = [set(moves_that_help(c.address, [c.blocker.rule])) for c in plan.conflicts]
+            moves = [m for m in ("next-address", "next-port") if all(m in h for h in helps)]
             raise ConflictError(
                 f'sandbox "{self.name}" cannot start: '
                 + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)),
                 "Nothing was started. `sandbox plan` shows the conflicts; "
-                "--on-conflict next-address or next-port moves around them.",
+                f"--on-conflict {' or '.join(moves)} moves around them.",
             )
         return plan
 
@@ -238,13 +269,36 @@ class Sandbox:
         # Command services too: their socket reserves the address:port (and picks the port
         # for `port: auto`) until start_command closes it right before the program starts.
         held = self._bind_all([(s.address, s.port, s.name) for s in plan.services])
-        return {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
+        sockets = {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
+        if self.control_address is not None:
+            # Bound with the rest (all or nothing), always on loopback: never through the
+            # container binder, whatever interface the services listen on.
+            try:
+                [sockets[CONTROL]] = bind_all([(self.control_address, 0, CONTROL)])
+            except BaseException:
+                for sock in held:
+                    sock.close()
+                raise
+        return sockets
+
+    async def _start_control(self, stack: AsyncExitStack, sock: socket.socket) -> None:
+        from sandbox.runtime.control import serve_control
+
+        try:
+            server = await serve_control(self.stubs, sock)
+        except BaseException:
+            sock.close()
+            raise
+        stack.push_async_callback(server.close)
+        self.control_url = server.url
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
         for planned in plan.services:
             sock = sockets.get(planned.name)
             port = sock.getsockname()[1] if sock is not None else planned.port
-            scheme = "http" if planned.kind == "http" else "tcp"
+            scheme = "tcp"
+            if planned.spec.kind == "http":
+                scheme = "https" if planned.spec.tls else "http"
             running = RunningService(
                 planned=planned,
                 address=str(planned.address),
@@ -257,6 +311,58 @@ class Sandbox:
                 state = self._state
                 running.log_path = state.stubs_log if stub else state.log_path(planned.name)
             self.services[planned.name] = running
+
+    def _certify(self, stack: AsyncExitStack) -> None:
+        """Make the sandbox's CA and a certificate per `tls: true` service, in the state
+        folder (or, without one, a private temporary folder removed at stop)."""
+        wanted = {
+            s.name: [s.address, "localhost"]
+            for s in self.services.values()
+            if s.planned.spec.kind == "http" and s.planned.spec.tls
+        }
+        if not wanted:
+            return
+        if self._state is not None:
+            folder = self._state.path / TLS_FOLDER
+        else:
+            temporary = Path(tempfile.mkdtemp(prefix=f"sandbox-{self.name}-"))
+            stack.callback(shutil.rmtree, temporary, ignore_errors=True)
+            folder = temporary / TLS_FOLDER
+        self.authority = make_authority(folder, self.name, wanted)
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The CA certificate that `tls: true` services are signed with (None without any)."""
+        return self.authority.bundle if self.authority is not None else None
+
+    async def reload(self, service: str | None = None) -> ReloadReport:
+        """Re-read the profile file and swap the behaviour of changed stubs (or of `service`)
+        while their sockets stay bound. All or nothing: raises ProfileError (exit 3) for an
+        invalid file, StubConfigError (exit 3) for routes that cannot be built, ReloadRefused
+        (exit 2) for an edit that needs a restart; the running routes are then kept.
+        """
+        from sandbox.profile.loader import load_profile
+
+        if self.profile.source is None:
+            raise UsageError(
+                f'sandbox "{self.name}" was not started from a profile file: nothing to re-read.'
+            )
+        new = load_profile(self.profile.source)
+        stubs = {name: running.stub for name, running in self.services.items() if running.stub}
+        changed = swap_stubs(self.profile, new, stubs, service)
+        for name in changed:
+            running = self.services[name]
+            running.planned = replace(running.planned, spec=new.services[name])
+        self.profile = new.with_source(self.profile.source)
+        names = [service] if service is not None else list(self.services)
+        return ReloadReport(reloaded=changed, unchanged=[n for n in names if n not in changed])
+
+    async def _open_reload_channel(self, stack: AsyncExitStack) -> None:
+        if self._state is None:
+            return
+        server = await open_channel(self._state.path, self.reload)
+        if server is not None:
+            stack.callback(server.close)
 
     def _peers(self) -> dict[str, Peer]:
         return {
@@ -311,7 +417,9 @@ class Sandbox:
             profile_dir=Path(self.profile.source).parent if self.profile.source else None,
             peers=peers,
             log=log,
-            history_limit=self.history_limit,
+            counter=self._journal_counter,
+            certificate=self.authority.certificates.get(running.name) if self.authority else None,
+            ca_bundle=self.ca_bundle,
             log_requests=self.request_log and getattr(running.planned.spec, "log_requests", True),
         )
         spec = running.planned.spec
@@ -335,6 +443,8 @@ class Sandbox:
             return
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
+        self.stubs.add(server)
+        running.stub = server
         running.pid = os.getpid()
         self._on_stop(running, server.close)
 
@@ -378,15 +488,21 @@ class Sandbox:
 
         # Each attempt may take the whole readiness budget (wait_ready cuts it at the
         # deadline): a fixed per-attempt timeout would never see an endpoint slower than it.
+        bundle = self.ca_bundle  # a `tls: true` stub is probed over HTTPS, trusting the CA
+        tls = trusting(bundle) if spec.kind == "http" and spec.tls and bundle else None
+
         def probe() -> Awaitable[ProbeResult]:
             if running.log_ready is not None:
                 return _log_probe(running, running.log_ready)
             if ready is not None and ready.http is not None:
+                expect = ready.status
                 return gated(
-                    probe_http(address, port, ready.http, expect_status=ready.status, timeout=limit)
+                    probe_http(
+                        address, port, ready.http, expect_status=expect, timeout=limit, tls=tls
+                    )
                 )
             if spec.kind == "http" and running.pid != os.getpid() and not (ready and ready.tcp):
-                return gated(probe_http(address, port, "/", timeout=limit))
+                return gated(probe_http(address, port, "/", timeout=limit, tls=tls))
             # An in-process stub serves on the socket this process bound and listens before
             # serve() returns: one connect proves the listener, an HTTP exchange adds nothing.
             return gated(probe_tcp(address, port, timeout=limit))
@@ -415,7 +531,10 @@ class Sandbox:
             )
 
     def _environment(self, running: RunningService) -> dict[str, str]:
-        return service_environment(self.services.values(), running)
+        env = service_environment(self.services.values(), running, ca_bundle=self.ca_bundle)
+        if self.control_url is not None:
+            env.setdefault("SANDBOX_CONTROL_URL", self.control_url)
+        return env
 
     # -- logs and state -----------------------------------------------------------------
 
@@ -449,6 +568,7 @@ class Sandbox:
             status=self._status,  # type: ignore[arg-type]
             services=tuple(s.record() for s in self.services.values()),
             foreground=self.foreground,
+            control=self.control_url,
         )
 
     def _write_record(self, status: str) -> None:
@@ -512,10 +632,16 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 
 def service_environment(
-    services: Iterable[RunningService], running: RunningService, base: dict[str, str] | None = None
+    services: Iterable[RunningService],
+    running: RunningService,
+    base: dict[str, str] | None = None,
+    ca_bundle: Path | None = None,
 ) -> dict[str, str]:
-    """The variables every service gets: where each service is, and where it is itself."""
+    """The variables every service gets: where each service is, and where it is itself;
+    SANDBOX_CA_BUNDLE when the sandbox has a CA (some service has `tls: true`)."""
     env = dict(base if base is not None else os.environ)
+    if ca_bundle is not None:
+        env["SANDBOX_CA_BUNDLE"] = str(ca_bundle)
     for other in services:
         key = env_name(other.name)
         env[f"SANDBOX_{key}_HOST"] = other.address

@@ -150,7 +150,7 @@ class SandboxRecord:
     _KINDS: ClassVar = {
         "name": _STR, "profile": _STR, "profile_path": (str, _NONE),
         "supervisor": (dict, _NONE), "started_at": _FLOAT, "status": _STR,
-        "services": (list,), "foreground": (bool,),
+        "services": (list,), "foreground": (bool,), "control": (str, _NONE),
     }  # fmt: skip
     name: str
     profile: str
@@ -160,6 +160,7 @@ class SandboxRecord:
     status: Status
     services: tuple[ServiceRecord, ...]
     foreground: bool = False
+    control: str | None = None  # the control API's URL (http://127.0.0.1:PORT)
 
     def replace(self, **changes: Any) -> SandboxRecord:
         """A copy with `changes` applied."""

@@ -58,6 +58,7 @@ class SandboxStatus:
             "supervisor_pid": sup.pid if sup else None,
             "started_at": self.record.started_at,
             "uptime_s": round(self.uptime, 1),
+            "control": self.record.control,  # the control API's URL (journal, verify, reset)
             "services": [s.to_json() for s in self.services],
         }
 

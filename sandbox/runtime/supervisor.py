@@ -2,15 +2,17 @@
 
 `spawn()` starts it, hands it the profile the CLI already validated (pickled, on its stdin:
 the supervisor neither parses nor validates it again) and waits on a pipe for one JSON line:
-ready, with the status of every service, or the error that stopped it (after it tore down
-what it had started). `python -m sandbox.runtime.supervisor` is the child side; given
-`--profile PATH` instead of `--profile-stdin` it loads the file itself.
+ready (with the status of every service and what --on-conflict moved), or the error that
+stopped it (after it tore down what it had started). Progress lines (`{"progress": ...}`,
+one per service ready) may come first. `python -m sandbox.runtime.supervisor` is the child
+side; given `--profile PATH` instead of `--profile-stdin` it loads the file itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -21,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +54,14 @@ def spawn(
     on_conflict: str,
     wait_timeout: float,
     request_log: bool = True,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, object]:
     """Start a supervisor for `profile` (validated, loaded from a file; or the path of a
     profile file, which it then loads itself) and return its ready message, which holds
     the status of every service; raise the error it reported.
 
+    Before that line, the supervisor reports each service that became ready; `on_progress`
+    receives those reports ({"ready": n, "total": m, "service": name}).
     Leaves the supervisor running on success; on failure it has already stopped everything.
     """
     read_fd, write_fd = os.pipe()
@@ -90,8 +95,14 @@ def spawn(
             proc.stdin.close()
         except BrokenPipeError:  # it died at once; the empty ready line below says so
             pass
+    deadline = time.monotonic() + wait_timeout + 15.0
     try:
-        line = _read_line(read_fd, deadline=time.monotonic() + wait_timeout + 15.0)
+        lines = _read_lines(read_fd, deadline=deadline)
+        line = next(lines, "")
+        while line.startswith('{"progress"'):
+            if on_progress is not None:
+                on_progress(json.loads(line)["progress"])
+            line = next(lines, "")
     finally:
         os.close(read_fd)
     if not line:
@@ -113,20 +124,23 @@ def spawn(
     return message
 
 
-def _read_line(fd: int, *, deadline: float) -> str:
-    chunks = b""
-    while b"\n" not in chunks:
+def _read_lines(fd: int, *, deadline: float) -> Iterator[str]:
+    """Each complete line from `fd` until end of file or `deadline`."""
+    buffer = b""
+    while True:
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield line.decode("utf-8", "replace")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            break
+            return
         readable, _, _ = select.select([fd], [], [], remaining)
         if not readable:
-            break
+            return
         chunk = os.read(fd, 65536)
         if not chunk:
-            break
-        chunks += chunk
-    return chunks.decode("utf-8", "replace").split("\n", 1)[0]
+            return
+        buffer += chunk
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -172,6 +186,16 @@ async def _supervise(args: argparse.Namespace) -> int:
     from sandbox.runtime.sandbox import Sandbox
 
     ready_fd: int = args.ready_fd
+    ready: list[str] = []
+    total = 0
+
+    def progress(event: Event) -> None:
+        _log_event(event)
+        if isinstance(event, ServiceReady) and ready_fd >= 0:
+            ready.append(event.service)
+            line = {"progress": {"ready": len(ready), "total": total, "service": event.service}}
+            with contextlib.suppress(OSError):  # the waiting `up -d` went away: go on
+                os.write(ready_fd, (json.dumps(line) + "\n").encode())
 
     def report(message: dict[str, object]) -> None:
         nonlocal ready_fd
@@ -189,13 +213,14 @@ async def _supervise(args: argparse.Namespace) -> int:
     gc.disable()
     try:
         profile = _read_profile(args)
+        total = len(profile.services)
         sandbox = Sandbox(
             profile,
             name=args.name,
             on_conflict=args.on_conflict,
             state_root=Path(args.state_root),
             wait_timeout=args.wait_timeout,
-            emit=_log_event,
+            emit=progress,
             foreground=False,
             log_lines=False,
             request_log=args.request_log,
@@ -207,7 +232,9 @@ async def _supervise(args: argparse.Namespace) -> int:
     gc.freeze()  # what exists now is never garbage: the collector leaves it alone from now on
     gc.enable()
     log.info("sandbox %s ready (pid %d)", args.name, os.getpid())
-    report({"ok": True, "name": args.name, "pid": os.getpid(), "status": _status(sandbox)})
+    moves = [m.to_json() for m in sandbox.plan.moves] if sandbox.plan else []
+    status = _status(sandbox)
+    report({"ok": True, "name": args.name, "pid": os.getpid(), "moves": moves, "status": status})
     try:
         await stop.wait()
     finally:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from sandbox.services.journal import Journal
+    from sandbox.services.scenarios import StubState
 
 
 def _discard(line: str) -> None:
@@ -33,27 +38,11 @@ class ServiceContext:
     profile_dir: Path | None  # folder of the profile file; `file:` responses are confined to it
     peers: Mapping[str, Peer]  # every service of the sandbox, itself included
     log: Callable[[str], None] = _discard  # one line, no newline
-    history_limit: int = 1000  # bound of the in-memory request history
-    log_requests: bool = True  # a log line per request (per connection for tcp)
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One HTTP request, or one TCP connection, as kept in a stub's bounded history.
-
-    For TCP, `method` is "TCP", `path` is the client's address:port, `status` is None and
-    `latency_ms` is how long the connection lasted.
-    """
-
-    time: float  # wall clock (time.time()) when the request or connection began
-    method: str
-    path: str
-    status: int | None  # None when a fault answered instead of a status
-    latency_ms: float
-    fault: str | None = None
-    peer: str = ""  # the client's address:port
-    bytes_in: int = 0
-    bytes_out: int = 0
+    # Numbers journal entries; one counter per sandbox, so entries of all services are ordered.
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    certificate: Path | None = None  # key + chain PEM for `tls: true` (made by the sandbox's CA)
+    ca_bundle: Path | None = None  # the sandbox CA's certificate: proxies verify HTTPS peers
+    log_requests: bool = True  # a log line per request (per connection and chunk for tcp)
 
 
 class StubServer(Protocol):
@@ -62,10 +51,24 @@ class StubServer(Protocol):
     name: str
 
     @property
-    def history(self) -> Sequence[RequestRecord]:
-        """The most recent requests (at most `ServiceContext.history_limit`), oldest first."""
+    def journal(self) -> Journal:
+        """What the stub received: the newest entries (at most `journal.max`), oldest first."""
+        ...
+
+    @property
+    def state(self) -> StubState | None:
+        """Its scenario states and variables (None for a stub that keeps none)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the journal; put scenario states and variables back to their start."""
         ...
 
     async def close(self) -> None:
         """Stop serving and close every connection, hanging ones included; idempotent."""
+        ...
+
+    def prepare_reload(self, spec: Any) -> Callable[[], None]:
+        """Build the behaviour of `spec` (the same kind); the returned function swaps it in
+        while the socket stays bound. Raises StubConfigError, having changed nothing."""
         ...

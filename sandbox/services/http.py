@@ -1,4 +1,4 @@
-"""HTTP stubs: one aiohttp handler that walks the profile's routes, served on a held socket."""
+"""HTTP stubs: an aiohttp app that walks the profile's routes, served on a held socket."""
 
 from __future__ import annotations
 
@@ -6,29 +6,35 @@ import asyncio
 import json
 import logging
 import socket
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import ssl
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-import aiohttp
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy
 
-from sandbox.net.addresses import format_hostport
+from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService, Route
-from sandbox.services.context import RequestRecord, ServiceContext
+from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
-from sandbox.services.http_index import RouteIndex, prebuild, uses_request
-from sandbox.services.http_proxy import forward, new_session
-from sandbox.services.http_routes import Incoming, compile_routes, find, near_misses
-from sandbox.services.http_server import LightSite
-from sandbox.services.templates import StubConfigError
+from sandbox.services.http_extras import EXTRAS, Extras, ExtrasHolder, on_prepare
+from sandbox.services.http_extras import middleware as extras_middleware
+from sandbox.services.http_index import Prebuilt, prebuild
+from sandbox.services.http_match import Router, route_name
+from sandbox.services.http_outcome import Outcome
+from sandbox.services.http_protocol import start_site, until_client_closes
+from sandbox.services.http_proxy import forward, session_context
+from sandbox.services.http_routes import CompiledRoute, Incoming, compile_routes
+from sandbox.services.journal import Journal
+from sandbox.services.scenarios import Effects, StubState
+from sandbox.services.templates import RenderError
+from sandbox.services.tls import server_context
 
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
 SHUTDOWN_GRACE = 1.0
+PROBE_AGENT = "sandbox-probe"  # the User-Agent of the sandbox's own probes: not journalled
 
 
 def _default_routes(ctx: ServiceContext) -> list[Route]:
@@ -71,40 +77,18 @@ class _OneLineLogger(logging.Logger):
         self._ctx.log(f"[sandbox] {text}")
 
 
-class _Outcome:
-    """What happened to one request, for the log line and the history."""
-
-    def __init__(self, request: web.BaseRequest) -> None:
-        self.request = request
-        self.wall, self.started = time.time(), time.monotonic()
-        transport = request.transport
-        peername = transport.get_extra_info("peername") if transport is not None else None
-        self.peer = format_hostport(*peername[:2]) if peername else ""
-        self.status: int | None = None
-        self.fault: str | None = None
-        self.bytes_in = self.bytes_out = 0
-        self.finished = False
-
-    def ended(self, response: web.StreamResponse, fault: str | None) -> None:
-        self.finished = True
-        self.fault = fault
-        if fault is None:  # after a fault the response is a placeholder nobody receives
-            self.status = response.status
-            body = response.body if isinstance(response, web.Response) else None
-            self.bytes_out = len(body) if isinstance(body, bytes) else 0
-
-    def record(self) -> RequestRecord:
-        return RequestRecord(
-            time=self.wall,
-            method=self.request.method,
-            path=self.request.path_qs,
-            status=self.status,
-            latency_ms=(time.monotonic() - self.started) * 1000,
-            fault=self.fault,
-            peer=self.peer,
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
-        )
+def _checked_routes(spec: HttpService, ctx: ServiceContext) -> list[CompiledRoute]:
+    """The compiled routes of `spec`. Raises StubConfigError for a bad route or proxy target."""
+    routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
+    for route in routes:
+        target = route.spec.proxy
+        if target is not None and target not in ctx.peers:
+            known = ", ".join(sorted(ctx.peers)) or "none"
+            raise StubConfigError(
+                f"{route.where}.proxy: there is no service named {target!r} to proxy to.",
+                hint=f"Name one of the profile's services: {known}.",
+            )
+    return routes
 
 
 class _Dispatcher:
@@ -112,57 +96,43 @@ class _Dispatcher:
 
     def __init__(self, spec: HttpService, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self.routes = compile_routes(spec.routes or _default_routes(ctx), ctx.name)
-        self.history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
+        self.routes = _checked_routes(spec, ctx)
+        self.router = Router(self.routes)
+        self.effects = [Effects.of(r.spec, r.where) for r in self.routes]
+        self.extras = ExtrasHolder(Extras.of(spec, ctx.name))
+        self.journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
+        scenarios = (r.spec.scenario.name for r in self.routes if r.spec.scenario)
+        self.state = StubState(spec.vars, scenarios)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
-        self.session: aiohttp.ClientSession | None = None  # for proxy routes
-        self.index = RouteIndex(self.routes)
-        # Built once, keyed by the compiled answer: a constant answer costs a copy per request.
-        self.prebuilt = {
-            id(answer): built
-            for route in self.routes
-            for answer in route.answers
-            if (built := prebuild(answer)) is not None
-        }
-        # No condition or template looks at the query or the body's JSON: skip parsing them.
-        self.reads_request = uses_request(self.routes)
-        for route in self.routes:
-            target = route.spec.proxy
-            if target is not None and target not in ctx.peers:
-                known = ", ".join(sorted(ctx.peers)) or "none"
-                raise StubConfigError(
-                    f"{route.where}.proxy: there is no service named {target!r} to proxy to.",
-                    hint=f"Name one of the profile's services: {known}.",
-                )
+        self.prebuilt: dict[int, Prebuilt | None] = {}  # by id() of a compiled answer
 
-    @property
-    def proxies(self) -> bool:
-        return any(route.spec.proxy for route in self.routes)
+    def prepare(self, spec: HttpService) -> Callable[[], None]:
+        """Build `spec`'s routes; the returned function makes them answer from the next
+        request on (a reload). Raises StubConfigError, having changed nothing."""
+        routes, extras = _checked_routes(spec, self.ctx), Extras.of(spec, self.ctx.name)
+        router, effects = Router(routes), [Effects.of(r.spec, r.where) for r in routes]
+
+        def commit() -> None:
+            # One step, no await between: a request sees the old routes or the new ones.
+            self.routes, self.router, self.effects = routes, router, effects
+            self.extras.current = extras
+
+        return commit
+
+    def has_options_route(self) -> bool:
+        return any(route.spec.method == "OPTIONS" for route in self.routes)
 
     async def release(self, app: web.Application) -> None:
         """on_shutdown hook: hanging connections are dropped now, not after the grace."""
         self.released.set()
 
-    async def session_context(self, app: web.Application) -> AsyncIterator[None]:
-        """cleanup_ctx entry of an app: the proxy session, closed on cleanup."""
-        self.session = new_session()
-        try:
-            yield
-        finally:
-            await self.close_session()
-
-    async def close_session(self) -> None:
-        session, self.session = self.session, None
-        if session is not None:
-            await session.close()
-
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer one request; log and record it however it ends, cancelled included."""
-        outcome = _Outcome(request)
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer one request; log and journal it however it ends, cancelled included."""
+        outcome = Outcome(request, self.journal)
         try:
             body = await request.read()
-            outcome.bytes_in = len(body)
-            response, fault = await self._answer(request, body)
+            outcome.received(body)
+            response, fault = await self._answer(request, body, outcome)
             outcome.ended(response, fault)
             return response
         except web.HTTPException as exc:  # e.g. a body over client_max_size
@@ -174,52 +144,77 @@ class _Dispatcher:
             outcome.ended(response, None)
             return response
         finally:
-            record = outcome.record()
-            if self.ctx.log_requests:
-                shown = "-" if record.status is None else str(record.status)
-                extra = f" fault={record.fault}" if record.fault else ""
-                if not outcome.finished:
-                    extra += " (cancelled: the client left or the server is closing)"
-                line = f"{record.method} {record.path} {shown} {record.latency_ms:.1f}ms{extra}"
-                self.ctx.log(line)
-            self.history.append(record)
+            entry = outcome.entry()
+            if request.headers.get("User-Agent") != PROBE_AGENT:  # `sandbox status` probing
+                self.journal.add(entry)
+            if self.ctx.log_requests:  # on unless `log_requests: false` or --no-request-log
+                self.ctx.log(outcome.log_line(entry))
+
+    def reset(self) -> None:
+        """Forget the journal, put scenarios and variables back, restart `responses` turns."""
+        self.journal.clear()
+        self.state.reset()
+        for route in self.routes:
+            route._turn = 0  # `responses` start again from the first
 
     async def _answer(
-        self, request: web.BaseRequest, body: bytes
+        self, request: web.Request, body: bytes, outcome: Outcome
     ) -> tuple[web.Response, str | None]:
-        text = body.decode("utf-8", "replace") if body else ""
-        full = self.reads_request
+        text = body.decode("utf-8", "replace")
         req = Incoming(
             method=request.method,
             path=request.rel_url.path_safe,
-            query=request.query if full else _NO_QUERY,
+            query=request.query,
             headers=request.headers,
             body=text,
-            json=_parse_json(text) if full else None,
+            json=_parse_json(text),
         )
-        hit = find(self.index.candidates(req.path), req)
+        hit = self.router.find(req, self.state)
         if hit is None:
-            if not full:  # near misses look at everything, as the routes would
-                req = Incoming(
-                    req.method, req.path, request.query, req.headers, text, _parse_json(text)
-                )
+            misses = self.router.nearest(req, self.state)
+            outcome.miss = misses[0] if misses else None
             document = {
                 "error": "no route matched",
                 "method": req.method,
                 "path": request.path,
-                "closest": near_misses(self.routes, req),
+                "closest": [miss.to_json() for miss in misses],
             }
             return json_response(404, document), None
-        route, params = hit
+        index, route, params = hit
+        outcome.answered_by(index, route_name(route))
         spec = route.spec
+        if not (spec.fault or spec.proxy) and _no_effects(self.effects[index]):
+            # A constant answer (no template, file or delay) is built once, not per request.
+            chosen = route.next_answer()
+            key = id(chosen)
+            if key not in self.prebuilt:
+                self.prebuilt[key] = prebuild(chosen)
+            built = self.prebuilt[key]
+            if built is not None:
+                return built.response(), None
+            variables = template_variables(req, params, self.ctx.peers)
+            variables.update(self.state.template_view())
+            variables.update(self.extras.current.variables(req))
+            return await build(chosen, variables, self.ctx.profile_dir), None
+        variables = template_variables(req, params, self.ctx.peers)
+        try:
+            self.state.apply(self.effects[index], variables)
+        except RenderError as exc:
+            document = {
+                "error": "a `set` template failed",
+                "where": exc.where,
+                "detail": exc.detail,
+                "template": exc.source,
+            }
+            return json_response(500, document), None
         if spec.fault is not None:
             if request.transport is not None:
-                await inflict(spec.fault, request.transport, self.released.wait)
+                hold = partial(until_client_closes, request, self.released)
+                await inflict(spec.fault, request.transport, hold)
             # The connection is gone: aiohttp's write of this placeholder fails quietly.
             return web.Response(status=500), spec.fault
         if spec.proxy is not None:
-            peer, session = self.ctx.peers[spec.proxy], self.session
-            assert session is not None  # opened with the app or by serve_http
+            peer = self.ctx.peers[spec.proxy]
             answer = await forward(
                 request,
                 body,
@@ -228,57 +223,94 @@ class _Dispatcher:
                 self.ctx.name,
                 self.ctx.log,
                 spec.strip_prefix,
-                session=session,
+                spec.add_prefix,
             )
             return answer, None
-        chosen = route.next_answer()
-        built = self.prebuilt.get(id(chosen))
-        if built is not None:
-            return built.response(), None
-        variables = template_variables(req, params, self.ctx.peers)
-        return await build(chosen, variables, self.ctx.profile_dir), None
+        variables.update(self.state.template_view())
+        variables.update(self.extras.current.variables(req))
+        return await build(route.next_answer(), variables, self.ctx.profile_dir), None
+
+
+def _no_effects(effects: Effects) -> bool:
+    """Answering the route changes no variable and moves no scenario."""
+    return not effects.sets and (effects.step is None or effects.step.then is None)
 
 
 _DISPATCHER = web.AppKey("sandbox_dispatcher", _Dispatcher)
-_NO_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 
 
 def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     """The stub as an aiohttp app (nothing bound). Raises StubConfigError for a bad route."""
     dispatcher = _Dispatcher(spec, ctx)
-    app = web.Application()
+    app = web.Application(
+        client_max_size=spec.max_body,
+        middlewares=[extras_middleware(dispatcher.has_options_route, ctx.log)],
+    )
     app[_DISPATCHER] = dispatcher
+    app[EXTRAS] = dispatcher.extras
+    app.on_response_prepare.append(on_prepare)
     # One catch-all: aiohttp's router cannot fall through to the next route when `match` fails.
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     app.on_shutdown.append(dispatcher.release)
-    if dispatcher.proxies:
-        app.cleanup_ctx.append(dispatcher.session_context)
+    app.cleanup_ctx.append(session_context(ctx.ca_bundle))  # the session is made on first use
     return app
 
 
-def history_of(app: web.Application) -> Sequence[RequestRecord]:
-    """The bounded request history of an app made by `create_app`."""
-    return app[_DISPATCHER].history
+def journal_of(app: web.Application) -> Journal:
+    """The journal of an app made by `create_app`."""
+    return app[_DISPATCHER].journal
 
 
 class HttpStub:
     """A running HTTP stub (a StubServer)."""
 
     def __init__(
-        self, name: str, close: Callable[[], Awaitable[None]], history: Sequence[RequestRecord]
+        self, name: str, runner: web.AppRunner, dispatcher: _Dispatcher, server: asyncio.Server
     ) -> None:
         self.name = name
-        self._close = close
-        self._history = history
+        self._runner = runner
+        self._dispatcher = dispatcher
+        self._server = server
+        self._closing: asyncio.Task[None] | None = None
 
     @property
-    def history(self) -> Sequence[RequestRecord]:
-        return self._history
+    def journal(self) -> Journal:
+        return self._dispatcher.journal
+
+    @property
+    def state(self) -> StubState:
+        return self._dispatcher.state
+
+    def reset(self) -> None:
+        """Forget the journal, put scenarios and variables back, restart `responses` turns."""
+        self._dispatcher.reset()
+
+    def prepare_reload(self, spec: HttpService) -> Callable[[], None]:
+        """See _Dispatcher.prepare: the socket and open connections stay as they are."""
+        return self._runner.app[_DISPATCHER].prepare(spec)
 
     async def close(self) -> None:
         """Stop listening (the socket is closed), drop hanging connections, finish or cancel
         in-flight requests within SHUTDOWN_GRACE, close the proxy session. Idempotent."""
-        await self._close()
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._shutdown())
+        await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
+        self._server.close()  # stop listening first, then let the runner end connections
+        await self._runner.cleanup()
+
+
+def _tls(spec: HttpService, ctx: ServiceContext) -> ssl.SSLContext | None:
+    if not spec.tls:
+        return None
+    if ctx.certificate is None:
+        raise StubConfigError(
+            f"services.{ctx.name}.tls: there is no certificate to serve HTTPS with.",
+            hint="The sandbox makes one at `up`; a stub served by hand needs "
+            "ServiceContext(certificate=...).",
+        )
+    return server_context(ctx.certificate)
 
 
 async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext) -> HttpStub:
@@ -287,23 +319,21 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     Raises StubConfigError for a bad route; on any failure the socket stays open and
     remains the caller's to close.
     """
-    dispatcher = _Dispatcher(spec, ctx)
-    if dispatcher.proxies:
-        dispatcher.session = new_session()
-    # No Application or AppRunner per stub: aiohttp's low-level server on the held socket,
-    # a fifth of the cost to start (bench/RESULTS.md, the N-scaling curve).
-    site = LightSite(
-        dispatcher.handle,
-        sock,
-        grace=SHUTDOWN_GRACE,
-        on_shutdown=dispatcher.released.set,
-        on_cleanup=dispatcher.close_session,
+    ssl_context = _tls(spec, ctx)
+    app = create_app(spec, ctx)
+    runner = web.AppRunner(
+        app,
+        access_log=None,  # every request is logged through ctx.log instead
         logger=_OneLineLogger(ctx),
+        handle_signals=False,
+        handler_cancellation=True,  # a client that leaves cancels its delayed or hanging request
+        shutdown_timeout=SHUTDOWN_GRACE,
     )
+    await runner.setup()
     try:
-        await site.start()
+        server = await start_site(runner, sock, ssl_context)
     except BaseException:
-        await dispatcher.close_session()
+        await runner.cleanup()
         raise
     ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
-    return HttpStub(ctx.name, site.close, dispatcher.history)
+    return HttpStub(ctx.name, runner, app[_DISPATCHER], server)

@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sandbox.services.context import Peer
+from sandbox.services.http_extras import encode, render_status
 from sandbox.services.http_routes import Answer, Incoming
 from sandbox.services.templates import RenderError, render_json
 
@@ -136,15 +137,18 @@ async def build(
 ) -> web.Response:
     """Render `answer` after its delay. A template or file problem becomes a 500 JSON error."""
     try:
+        status = render_status(answer.status, variables)
         headers = CIMultiDict((name, text.render(variables)) for name, text in answer.headers)
         body: bytes | None = None
         if answer.body is not None:
-            body = answer.body.render(variables).encode()
             headers.setdefault("Content-Type", TEXT)
+            text = answer.body.render(variables)
+            body = encode(text, headers["Content-Type"], answer.body.where)
         elif answer.json is not None:
             rendered = render_json(answer.json, variables)
-            body = json.dumps(rendered, ensure_ascii=False).encode()
             headers.setdefault("Content-Type", JSON)
+            text = json.dumps(rendered, ensure_ascii=False)
+            body = encode(text, headers["Content-Type"], "json")
         elif answer.file is not None:
             body, content_type = await _file_body(profile_dir, answer.file)
             headers.setdefault("Content-Type", content_type)
@@ -169,4 +173,4 @@ async def build(
         )
     if answer.delay:
         await asyncio.sleep(answer.delay)  # the slowness is the behaviour being stubbed
-    return web.Response(status=answer.status, body=body, headers=headers)
+    return web.Response(status=status, body=body, headers=headers)

@@ -2,9 +2,9 @@
 answers that are the same for every request.
 
 A request tries only the routes that can match its path, still in profile order (the first
-that takes it wins, as with the plain scan): a route with a literal path takes one path
-only, so it is a candidate for that path alone; a route with parameters is a candidate for
-every path. An answer with no template, no file and no delay is built once, at load.
+that takes it wins, as with the plain scan): a route with a literal path takes that one path
+only, so it is a candidate for it alone; a route with parameters is a candidate for every
+path. An answer with no template, no file and no delay is built once, at load.
 """
 
 from __future__ import annotations
@@ -17,34 +17,32 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sandbox.services.http_answers import JSON, TEXT
-from sandbox.services.http_routes import Answer, CompiledRoute
-from sandbox.services.templates import has_templates, render_json
+from sandbox.services.http_extras import encode
+from sandbox.services.http_routes import Answer
+from sandbox.services.templates import RenderError, has_templates, render_json
 
 
 def is_literal(path: str) -> bool:
-    """A path without `{parameters}` (compile_path escapes everything else)."""
+    """A route path without `{parameters}` (compile_path escapes everything else)."""
     return "{" not in path and "}" not in path
 
 
-class RouteIndex:
-    """The candidate routes of a path, in profile order."""
+class PathIndex:
+    """The indices of the routes a path may reach, in profile order."""
 
-    def __init__(self, routes: Sequence[CompiledRoute]) -> None:
+    def __init__(self, paths: Sequence[str]) -> None:
         literal: dict[str, list[int]] = {}
         general: list[int] = []
-        for index, route in enumerate(routes):
-            if is_literal(route.spec.path):
-                literal.setdefault(route.spec.path, []).append(index)
+        for index, path in enumerate(paths):
+            if is_literal(path):
+                literal.setdefault(path, []).append(index)
             else:
                 general.append(index)
-        self._by_path = {
-            path: [routes[i] for i in sorted(indices + general)]
-            for path, indices in literal.items()
-        }
-        self._general = [routes[i] for i in general]
+        self._by_path = {path: sorted(found + general) for path, found in literal.items()}
+        self._general = general
 
-    def candidates(self, path: str) -> Sequence[CompiledRoute]:
-        """Every route that may take `path`, in profile order (others cannot match it)."""
+    def candidates(self, path: str) -> Sequence[int]:
+        """Every route that may take `path`, in profile order (no other can match it)."""
         return self._by_path.get(path, self._general)
 
 
@@ -62,35 +60,30 @@ class Prebuilt:
 
 
 def prebuild(answer: Answer) -> Prebuilt | None:
-    """The answer built once, as `http_answers.build` would build it; None unless it is the
-    same for every request (no template anywhere, no file, no delay)."""
-    if answer.file is not None or answer.delay or _templated(answer):
+    """The answer built once, as `http_answers.build` builds it; None unless it is the same
+    for every request (no template anywhere, no file, no delay)."""
+    if answer.file is not None or answer.delay or templated(answer):
+        return None
+    if not isinstance(answer.status, int):  # a templated status
         return None
     headers = CIMultiDict((name, text.source) for name, text in answer.headers)
     body: bytes | None = None
-    if answer.body is not None:
-        body = answer.body.source.encode()
-        headers.setdefault("Content-Type", TEXT)
-    elif answer.json is not None:
-        body = json.dumps(render_json(answer.json, {}), ensure_ascii=False).encode()
-        headers.setdefault("Content-Type", JSON)
+    try:
+        if answer.body is not None:
+            headers.setdefault("Content-Type", TEXT)
+            body = encode(answer.body.source, headers["Content-Type"], answer.body.where)
+        elif answer.json is not None:
+            text = json.dumps(render_json(answer.json, {}), ensure_ascii=False)
+            headers.setdefault("Content-Type", JSON)
+            body = encode(text, headers["Content-Type"], "json")
+    except RenderError:  # build() turns it into its 500 answer, every time
+        return None
     return Prebuilt(answer.status, CIMultiDictProxy(headers), body)
 
 
-def _templated(answer: Answer) -> bool:
+def templated(answer: Answer) -> bool:
+    """Whether any part of `answer` is a template (which may use anything of the request)."""
     texts = [text for _, text in answer.headers]
     if answer.body is not None:
         texts.append(answer.body)
     return any(text.template is not None for text in texts) or has_templates(answer.json)
-
-
-def uses_request(routes: Sequence[CompiledRoute]) -> bool:
-    """Whether any route looks at the query, the body or its JSON: a condition on them, or a
-    template (which may use any of them)."""
-    for route in routes:
-        conditions = route.conditions
-        if conditions is not None and (conditions.query or conditions.json or conditions.body):
-            return True
-        if any(_templated(answer) for answer in route.answers):
-            return True
-    return False

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -12,7 +13,39 @@ from yarl import URL
 
 from sandbox.services.context import Peer
 from sandbox.services.http_answers import json_response
+from sandbox.services.tls import client_context
 
+
+class Sessions:
+    """The app's one client session, made on the first proxied request (a reload may add
+    the first proxy route), closed on cleanup."""
+
+    def __init__(self, ca_bundle: Path | None = None) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._ca_bundle = ca_bundle  # a `tls: true` service is verified against the sandbox CA
+
+    def get(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
+            )
+            # trust_env=False: an HTTP_PROXY in the environment must never send loopback
+            # traffic away.
+            ssl_context = client_context(self._ca_bundle) if self._ca_bundle else True
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=ssl_context),
+                timeout=timeout,
+                trust_env=False,
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+SESSION = web.AppKey("sandbox_proxy_session", Sessions)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 HOP_BY_HOP = frozenset(
@@ -50,13 +83,19 @@ def _without(headers: MultiMapping[str], dropped: frozenset[str]) -> CIMultiDict
     )
 
 
-def new_session() -> aiohttp.ClientSession:
-    """The client session of one proxying stub (call it on the running loop; close it)."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-    )
-    # trust_env=False: an HTTP_PROXY in the environment must never send loopback traffic away.
-    return aiohttp.ClientSession(timeout=timeout, trust_env=False, auto_decompress=True)
+def session_context(
+    ca_bundle: Path | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx entry: one client session per app (made on first use), closed on cleanup."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        sessions = app[SESSION] = Sessions(ca_bundle)
+        try:
+            yield
+        finally:
+            await sessions.close()
+
+    return context
 
 
 def _via_token(service: str) -> str:
@@ -77,26 +116,27 @@ def _problem(exc: BaseException) -> str:
 
 
 async def forward(
-    request: web.BaseRequest,
+    request: web.Request,
     body: bytes,
     target: str,
     peer: Peer,
     me: str,
     log: Callable[[str], None],
     strip_prefix: str | None = None,
-    *,
-    session: aiohttp.ClientSession,
+    add_prefix: str | None = None,
 ) -> web.Response:
     """Relay `request` (its body already read) to `peer`; 502/508 JSON when that fails.
 
-    Method, the original path (less `strip_prefix`) and query, headers (without hop-by-hop
-    and Host) and body go upstream; the status, headers (without hop-by-hop,
-    Content-Encoding, Content-Length) and body come back.
+    Method, the original path (less `strip_prefix`, then with `add_prefix` in front) and
+    query, headers (without hop-by-hop and Host) and body go upstream; the status, headers
+    (without hop-by-hop, Content-Encoding, Content-Length) and body come back.
     """
     path = request.raw_path
     if strip_prefix and path.startswith(strip_prefix.rstrip("/")):
         path = path[len(strip_prefix.rstrip("/")) :]
         path = path if path.startswith("/") else "/" + path
+    if add_prefix:
+        path = add_prefix.rstrip("/") + path
     url = URL(peer.url.rstrip("/") + path, encoded=True)
     via = request.headers.getall("Via", [])
     if any(_via_token(me) in value.split() for value in via):
@@ -117,14 +157,18 @@ async def forward(
     headers["X-Forwarded-Host"] = request.host
     headers["X-Forwarded-Proto"] = request.scheme
     try:
-        async with session.request(
-            request.method,
-            url,
-            headers=headers,
-            data=body or None,
-            allow_redirects=False,
-            skip_auto_headers=_NO_AUTO_HEADERS,
-        ) as upstream:
+        async with (
+            request.app[SESSION]
+            .get()
+            .request(
+                request.method,
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+            ) as upstream
+        ):
             payload = await upstream.read()
             relayed = _without(upstream.headers, _NOT_RELAYED)
             return web.Response(

@@ -1,18 +1,18 @@
-"""HTTP stub routing: profile-order dispatch with `match` conditions, and 404 near misses."""
+"""HTTP stub routes compiled: path patterns, `match` conditions and answers."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import Any
 
 from multidict import MultiMapping
 
 from sandbox.errors import StubConfigError
 from sandbox.profile.models import Match, Response, Route
+from sandbox.services.http_extras import check_charset, compile_status
+from sandbox.services.matchers import JsonConditions, PresenceConditions
 from sandbox.services.templates import Text, compile_json, compile_text
 
 # aiohttp's route syntax: `{name}` is one path segment, `{name:regex}` is the regex (which
@@ -20,7 +20,6 @@ from sandbox.services.templates import Text, compile_json, compile_text
 _PARAM = re.compile(r"(\{[_a-zA-Z][^{}]*(?:\{[^{}]*\}[^{}]*)*\})")
 _PLAIN = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)\}")
 _WITH_RE = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*):(?P<re>.+)\}")
-CLOSE_ENOUGH = 0.6  # difflib ratio from which a route's path counts as a near miss
 
 
 @dataclass(frozen=True)
@@ -69,26 +68,15 @@ def _unquote(value: str) -> str:
     return value.replace("%2F", "/").replace("%25", "%")
 
 
-def _show(value: object) -> str:
-    """A request value as text for regexes and messages: JSON text for non-strings."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _same(given: object, wanted: object) -> bool:
-    # JSON true is not 1: Python's True == 1 must not make a boolean match a number.
-    if isinstance(given, bool) or isinstance(wanted, bool):
-        return type(given) is type(wanted) and given == wanted
-    return given == wanted
-
-
 @dataclass(frozen=True)
 class Conditions:
     """A route's `match`: every condition must hold; regexes use re.search."""
 
     query: tuple[tuple[str, re.Pattern[str]], ...]
     headers: tuple[tuple[str, re.Pattern[str]], ...]
-    json: tuple[tuple[str, re.Pattern[str] | Any], ...]
+    json: JsonConditions
     body: re.Pattern[str] | None
+    presence: PresenceConditions
 
     @classmethod
     def of(cls, match: Match) -> Conditions:
@@ -96,32 +84,10 @@ class Conditions:
         return cls(
             query=tuple((k, re.compile(v)) for k, v in match.query.items()),
             headers=tuple((k, re.compile(v)) for k, v in match.headers.items()),
-            json=tuple(
-                (k, re.compile(v) if isinstance(v, str) else v) for k, v in match.json_.items()
-            ),
+            json=JsonConditions.of(match.json_),
             body=re.compile(match.body) if match.body is not None else None,
+            presence=PresenceConditions.of(match),
         )
-
-    def holds(self, req: Incoming) -> bool:
-        """Whether `req` meets every condition: `failure(req) is None`, without wording why."""
-        for pairs, values in ((self.query, req.query), (self.headers, req.headers)):
-            for name, pattern in pairs:
-                if not any(pattern.search(v) for v in values.getall(name, ())):
-                    return False
-        if self.json:
-            found = req.json
-            if not isinstance(found, dict):
-                return False
-            for key, wanted in self.json:
-                if key not in found:
-                    return False
-                given = found[key]
-                if isinstance(wanted, re.Pattern):
-                    if not wanted.search(_show(given)):
-                        return False
-                elif not _same(given, wanted):
-                    return False
-        return self.body is None or self.body.search(req.body) is not None
 
     def failure(self, req: Incoming) -> str | None:
         """Why `req` fails these conditions (the first failing one), or None if it meets them."""
@@ -135,18 +101,10 @@ class Conditions:
                     return f"{what} {name!r} is missing"
                 if not any(pattern.search(v) for v in found):
                     return f"{what} {name}={found[0]!r} does not match /{pattern.pattern}/"
-        if self.json:
-            if not isinstance(req.json, dict):
-                return "the request body is not a JSON object"
-            for key, wanted in self.json:
-                if key not in req.json:
-                    return f"JSON field {key!r} is missing"
-                given = req.json[key]
-                if isinstance(wanted, re.Pattern):
-                    if not wanted.search(_show(given)):
-                        return f"JSON field {key}={_show(given)} does not match /{wanted.pattern}/"
-                elif not _same(given, wanted):
-                    return f"JSON field {key}={_show(given)} is not {_show(wanted)}"
+        if failed := self.presence.failure(req.query, req.headers):
+            return failed
+        if failed := self.json.failure(req.json):
+            return failed
         if self.body is not None and not self.body.search(req.body):
             return f"the body does not match /{self.body.pattern}/"
         return None
@@ -156,7 +114,7 @@ class Conditions:
 class Answer:
     """One compiled `response`: templates compiled, ready to render per request."""
 
-    status: int
+    status: int | Text
     headers: tuple[tuple[str, Text], ...]
     body: Text | None
     json: Any  # compiled JSON (strings as Text), or None
@@ -166,8 +124,11 @@ class Answer:
     @classmethod
     def of(cls, response: Response, where: str) -> Answer:
         """Compile one response. Raises StubConfigError for template syntax errors."""
+        for name, value in response.headers.items():
+            if name.lower() == "content-type" and "{" not in value:
+                check_charset(value, f"{where}.headers.{name}")
         return cls(
-            status=response.status,
+            status=compile_status(response.status, f"{where}.status"),
             headers=tuple(
                 (name, compile_text(value, f"{where}.headers.{name}"))
                 for name, value in response.headers.items()
@@ -227,59 +188,3 @@ def compile_routes(routes: Sequence[Route], service: str) -> list[CompiledRoute]
             )
         )
     return compiled
-
-
-def find(
-    routes: Sequence[CompiledRoute], req: Incoming
-) -> tuple[CompiledRoute, dict[str, str]] | None:
-    """The first route, in profile order, that takes `req`, with its path parameters."""
-    last: re.Pattern[str] | None = None
-    found: re.Match[str] | None = None
-    for route in routes:
-        if route.pattern is not last:  # routes in a row often share a path (and its regex)
-            last, found = route.pattern, route.pattern.fullmatch(req.path)
-        if (
-            found
-            and route.accepts(req.method)
-            and (route.conditions is None or route.conditions.holds(req))
-        ):
-            return route, {name: _unquote(value) for name, value in found.groupdict().items()}
-    return None
-
-
-def _prefix_in_the_way(route: CompiledRoute, path: str) -> str | None:
-    """The leading segments of `path` without which `route` would match it, if any: the
-    usual slip when a proxy forwards `/api/users/1` to a service whose route is `/users/{id}`."""
-    segments = path.split("/")
-    for cut in range(2, len(segments)):
-        if route.pattern.fullmatch("/" + "/".join(segments[cut:])):
-            return "/".join(segments[:cut])
-    return None
-
-
-def near_misses(
-    routes: Sequence[CompiledRoute], req: Incoming, limit: int = 3
-) -> list[dict[str, str]]:
-    """Routes that almost answered `req`, each with why it did not; closest first.
-
-    First the routes whose path matched (wrong method, or a failed `match` condition), in
-    profile order; then routes that would match without a leading part of the path; then
-    routes whose path is similar by difflib ratio, most similar first.
-    """
-    matched: list[dict[str, str]] = []
-    prefixed: list[dict[str, str]] = []
-    similar: list[tuple[float, dict[str, str]]] = []
-    for route in routes:
-        row = {"method": route.spec.method, "path": route.spec.path}
-        if route.pattern.fullmatch(req.path):
-            if not route.accepts(req.method):
-                wrong = f"method {req.method} does not match {row['method']}"
-                matched.append({**row, "why": wrong})
-            elif route.conditions is not None and (failed := route.conditions.failure(req)):
-                matched.append({**row, "why": failed})
-        elif route.accepts(req.method) and (prefix := _prefix_in_the_way(route, req.path)):
-            prefixed.append({**row, "why": f"the path would match without {prefix} in front"})
-        elif (ratio := SequenceMatcher(None, req.path, route.spec.path).ratio()) >= CLOSE_ENOUGH:
-            similar.append((ratio, {**row, "why": f"path differs ({ratio:.0%} similar)"}))
-    similar.sort(key=lambda pair: -pair[0])
-    return (matched + prefixed + [row for _, row in similar])[:limit]

@@ -7,14 +7,15 @@ import contextlib
 import re
 import socket
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox.net.addresses import format_hostport
-from sandbox.profile.models import Fault, TcpService
-from sandbox.services.context import RequestRecord, ServiceContext
+from sandbox.profile.models import Fault, TcpService, TcpSpec
+from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
+from sandbox.services.journal import Entry, Journal
+from sandbox.services.templates import RenderError, Text, compile_text
 
 READ_SIZE = 64 * 1024
 BUFFER_LIMIT = 64 * 1024  # unanswered bytes kept per connection (the newest ones)
@@ -37,6 +38,14 @@ def _payload(text: str | None, hex_text: str | None) -> bytes | None:
     return None if text is None else to_bytes(text)
 
 
+def _send_template(send: str | None, where: str) -> Text | None:
+    """`send` compiled when it is a template. Raises StubConfigError for a syntax error."""
+    if send is None or compile_text(send, where).template is None:
+        return None
+    # Jinja2 turns \r\n in a template's text into \n; a protocol's line ends must survive.
+    return compile_text(send.replace("\r", "{{ '\\r' }}"), where)
+
+
 def _preview(data: bytes) -> str:
     shown = repr(data[:PREVIEW])[2:-1]
     return shown + ("..." if len(data) > PREVIEW else "")
@@ -44,57 +53,103 @@ def _preview(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class _Rule:
+    index: int  # in the profile's rules, for the journal
     expect: re.Pattern[bytes]
     send: bytes | None
     close: bool
     delay: float
     fault: Fault | None
+    template: Text | None = None  # `send` when it holds {{ }}: rendered per match
+
+
+def _match_variables(found: re.Match[bytes]) -> dict[object, str]:
+    """`match` in a `send` template: match[0] is the whole match, match[1].. the groups,
+    match.NAME a named group; bytes are read one byte to one character (latin-1)."""
+    groups: dict[object, str] = {0: found.group(0).decode("latin-1")}
+    for index, value in enumerate(found.groups(), start=1):
+        groups[index] = (value or b"").decode("latin-1")
+    for name, value in found.groupdict().items():
+        groups[name] = (value or b"").decode("latin-1")
+    return groups
 
 
 class _Conn:
-    """One client connection's bookkeeping: counts, the fault that fired, log lines."""
+    """One client connection's bookkeeping: what came and went (capped for the journal),
+    the rules that answered, the fault that fired, log lines."""
 
     def __init__(self, peer: str, stub: TcpStub) -> None:
         self.peer = peer
         self.stub = stub
         self.bytes_in = self.bytes_out = 0
+        self.kept_in, self.kept_out = bytearray(), bytearray()
+        self.rules: list[int] = []
         self.fault: Fault | None = None
         self.wall, self.started = time.time(), time.monotonic()
 
     def received(self, data: bytes) -> None:
         self.bytes_in += len(data)
+        self._keep(self.kept_in, data)
         self.stub.traffic(f"{self.peer} -> {len(data)}B {_preview(data)}")
 
     async def send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
         await writer.drain()
         self.bytes_out += len(data)
+        self._keep(self.kept_out, data)
         self.stub.traffic(f"{self.peer} <- {len(data)}B {_preview(data)}")
 
-    def closed(self) -> RequestRecord:
-        """Log the end of the connection and return its history entry."""
+    def _keep(self, kept: bytearray, data: bytes) -> None:
+        room = self.stub.journal.body_max - len(kept)
+        if room > 0:
+            kept += data[:room]
+
+    def closed(self) -> Entry:
+        """Log the end of the connection and return its journal entry."""
         latency = (time.monotonic() - self.started) * 1000
         fault = f", fault={self.fault}" if self.fault else ""
         self.stub.traffic(
             f"{self.peer} closed after {latency:.1f}ms "
             f"(in {self.bytes_in}B, out {self.bytes_out}B{fault})"
         )
-        return RequestRecord(
+        journal = self.stub.journal
+        return Entry(
             time=self.wall,
+            client=self.peer,
             method="TCP",
-            path=self.peer,
-            status=None,
+            path="",
+            seq=journal.next_seq(),
+            service=journal.service,
+            body=bytes(self.kept_in),
+            body_size=self.bytes_in,
             latency_ms=latency,
             fault=self.fault,
-            peer=self.peer,
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
+            sent=bytes(self.kept_out),
+            sent_size=self.bytes_out,
+            rules=tuple(self.rules),
         )
 
     async def drain(self, reader: asyncio.StreamReader) -> None:
         """Read and ignore until the client closes: how a hanging connection waits."""
         while data := await reader.read(READ_SIZE):
             self.received(data)
+
+
+def _compiled(spec: TcpService, name: str) -> tuple[TcpSpec, bytes, list[_Rule]]:
+    """The behaviour of a TCP stub. Raises StubConfigError for a bad `send` template."""
+    tcp = spec.tcp
+    rules = [
+        _Rule(
+            index=n,
+            expect=re.compile(to_bytes(rule.expect)),
+            send=_payload(rule.send, rule.send_hex),
+            close=rule.then == "close",
+            delay=rule.delay,
+            fault=rule.fault,
+            template=_send_template(rule.send, f"services.{name}.tcp.rules[{n}].send"),
+        )
+        for n, rule in enumerate(tcp.rules)
+    ]
+    return tcp, _payload(tcp.banner, tcp.banner_hex) or b"", rules
 
 
 def _quiet(line: str) -> None:
@@ -109,28 +164,35 @@ class TcpStub:
         self.log = ctx.log
         # A line per connection and per chunk, unless the profile or the user turned it off.
         self.traffic = ctx.log if ctx.log_requests else _quiet
-        tcp = spec.tcp
-        self._spec = tcp
-        self._banner = _payload(tcp.banner, tcp.banner_hex) or b""
-        self._rules = [
-            _Rule(
-                expect=re.compile(to_bytes(rule.expect)),
-                send=_payload(rule.send, rule.send_hex),
-                close=rule.then == "close",
-                delay=rule.delay,
-                fault=rule.fault,
-            )
-            for rule in tcp.rules
-        ]
-        self._history: deque[RequestRecord] = deque(maxlen=ctx.history_limit)
+        self._peers = ctx.peers
+        self._spec, self._banner, self._rules = _compiled(spec, ctx.name)
+        self._journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
 
     @property
-    def history(self) -> Sequence[RequestRecord]:
-        return self._history
+    def journal(self) -> Journal:
+        return self._journal
+
+    @property
+    def state(self) -> None:
+        return None  # TCP rules keep no scenarios or variables
+
+    def reset(self) -> None:
+        """Forget the journal."""
+        self._journal.clear()
+
+    def prepare_reload(self, spec: TcpService) -> Callable[[], None]:
+        """Build `spec`; the returned function makes it answer from the next bytes received
+        on (open connections included). Raises StubConfigError, having changed nothing."""
+        compiled = _compiled(spec, self.name)
+
+        def commit() -> None:
+            self._spec, self._banner, self._rules = compiled
+
+        return commit
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on `sock` (bound and listening); from now on close() closes it."""
@@ -181,7 +243,9 @@ class TcpStub:
         finally:
             writer.transport.abort()  # a no-op after a clean close; cuts a cancelled one
             del self._connections[task]
-            self._history.append(conn.closed())
+            entry = conn.closed()
+            if entry.body_size or entry.fault:  # a bare connect (a port probe) says nothing
+                self._journal.add(entry)
 
     async def _converse(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn
@@ -205,8 +269,11 @@ class TcpStub:
             answered = False
             # Several requests may arrive in one read (pipelining): answer each in turn.
             while hit := self._first_rule(buffer, allow_empty=not answered):
-                rule, end = hit
+                rule, found = hit
+                end = found.end()
                 answered = True
+                conn.rules.append(rule.index)
+                send = self._rendered(rule, found, conn)
                 del buffer[:end]
                 if rule.delay:
                     await asyncio.sleep(rule.delay)
@@ -214,8 +281,8 @@ class TcpStub:
                     conn.fault = rule.fault
                     await inflict(rule.fault, transport, lambda: conn.drain(reader))
                     return
-                if rule.send:
-                    await conn.send(writer, rule.send)
+                if send:
+                    await conn.send(writer, send)
                 if rule.close:
                     return
                 if end == 0:
@@ -228,14 +295,27 @@ class TcpStub:
                     buffer.clear()
             del buffer[:-BUFFER_LIMIT]
 
-    def _first_rule(self, buffer: bytearray, *, allow_empty: bool) -> tuple[_Rule, int] | None:
-        """The first rule, in profile order, whose `expect` is found in `buffer`, and where
-        its match ends. An empty match counts only when `allow_empty`."""
+    def _first_rule(
+        self, buffer: bytearray, *, allow_empty: bool
+    ) -> tuple[_Rule, re.Match[bytes]] | None:
+        """The first rule, in profile order, whose `expect` is found in `buffer`, and its
+        match. An empty match counts only when `allow_empty`."""
         for rule in self._rules:
             found = rule.expect.search(buffer)
             if found and (allow_empty or found.end() > found.start()):
-                return rule, found.end()
+                return rule, found
         return None
+
+    def _rendered(self, rule: _Rule, found: re.Match[bytes], conn: _Conn) -> bytes | None:
+        """What `rule` sends for this match; a template that fails sends nothing (logged)."""
+        if rule.template is None:
+            return rule.send
+        try:
+            text = rule.template.render({"match": _match_variables(found), "services": self._peers})
+        except RenderError as exc:
+            self.log(f"{conn.peer} {exc.where}: template failed: {exc.detail}")
+            return None
+        return to_bytes(text)
 
 
 async def serve_tcp(spec: TcpService, sock: socket.socket, ctx: ServiceContext) -> TcpStub:

@@ -12,6 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from sandbox.errors import StubConfigError as StubConfigError  # old home, still importable
 from sandbox.profile.limits import MAX_EXPONENT
+from sandbox.services.template_extras import install as install_extras
 
 
 # Autoescape stays off: bodies are JSON or plain text, and HTML-escaping would corrupt both.
@@ -29,6 +30,7 @@ class _Environment(SandboxedEnvironment):
 
 
 _ENV = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+install_extras(_ENV)
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -58,6 +60,9 @@ class Text:
             return self.template.render(variables)
         except jinja2.TemplateError as exc:
             raise RenderError(self.where, self.source, exc.message or str(exc)) from None
+        except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            # `{{ 1 / 0 }}`, `{{ range(10**9) | list }}`: the template's fault, not the stub's.
+            raise RenderError(self.where, self.source, f"{type(exc).__name__}: {exc}") from None
 
 
 def compile_text(source: str, where: str) -> Text:

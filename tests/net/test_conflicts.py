@@ -119,7 +119,8 @@ def test_wildcard_reason_and_fix() -> None:
     )
     assert found.fix.startswith("Stop pid 4127 (`kill 4127`)")
     assert "--on-conflict next-port" in found.fix
-    assert "another address cannot help" in found.fix
+    assert "another 127.x address cannot help" in found.fix
+    assert "(::1 can: 0.0.0.0:5432 leaves IPv6 alone)" in found.fix
     assert "next-address" not in found.fix
 
 

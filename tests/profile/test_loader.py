@@ -19,7 +19,10 @@ from sandbox.profile.loader import (
     profile_dirs,
 )
 
-SERVICE_KEYS = "description, address, port, depends_on, ready, env, kind, routes, log_requests"
+SERVICE_KEYS = (
+    "description, address, port, depends_on, ready, env, kind, routes, journal, vars, "
+    "max_body, tls, headers, cors, pass_env, log_requests"
+)
 
 
 def problems(text: str, source: str = "p.yaml") -> list[str]:

@@ -35,7 +35,6 @@ def context(
     peers: Mapping[str, Peer] | None = None,
     profile_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
-    history_limit: int = 1000,
 ) -> ServiceContext:
     """A context for `name`; address and port come from `sock` when one is given."""
     host, port = sock.getsockname()[:2] if sock is not None else ("127.0.0.1", 8080)
@@ -48,7 +47,6 @@ def context(
         profile_dir=profile_dir,
         peers={name: me, **(peers or {})},
         log=log or (lambda line: None),
-        history_limit=history_limit,
     )
 
 

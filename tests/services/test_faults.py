@@ -52,8 +52,8 @@ async def test_http_reset_is_a_connection_reset(listen: Listen, start: Start) ->
     async with aiohttp.ClientSession() as session:
         with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
             await session.get(ctx.url + "/broken")
-    assert stub.history[0].fault == "reset"
-    assert stub.history[0].status is None
+    assert stub.journal[0].fault == "reset"
+    assert stub.journal[0].status is None
     assert lines[-1].startswith("GET /broken - ")
     assert lines[-1].endswith("fault=reset")
 
@@ -70,8 +70,8 @@ async def test_http_close_and_empty_end_with_no_bytes(
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await session.get(ctx.url + "/broken")
     # aiohttp retries a GET once on a dropped connection, so the stub may see it twice.
-    assert len(stub.history) >= 2
-    assert {r.fault for r in stub.history} == {fault}
+    assert len(stub.journal) >= 2
+    assert {r.fault for r in stub.journal} == {fault}
 
 
 async def test_http_garbage_is_not_http(listen: Listen, start: Start) -> None:
@@ -100,7 +100,7 @@ async def test_http_hang_until_the_server_closes(listen: Listen, start: Start) -
         await stub.close()
         assert time.monotonic() - began < SHUTDOWN_GRACE  # released, not timed out
         assert await read_to_eof(reader) == b""
-    assert [(r.path, r.fault) for r in stub.history] == [("/ok", None), ("/broken", "hang")]
+    assert [(r.path, r.fault) for r in stub.journal] == [("/ok", None), ("/broken", "hang")]
 
 
 async def _tcp(listen: Listen, start: Start, **tcp: Any) -> tuple[StubServer, ServiceContext]:
@@ -120,7 +120,7 @@ async def test_tcp_reset_on_connect(listen: Listen, start: Start) -> None:
     async with connection(ctx.address, ctx.port) as (reader, _):
         with pytest.raises(ConnectionResetError):
             await read_to_eof(reader)
-    assert stub.history[0].fault == "reset"
+    assert stub.journal[0].fault == "reset"
 
 
 async def test_tcp_empty_closes_right_after_accept(listen: Listen, start: Start) -> None:
@@ -135,7 +135,7 @@ async def test_tcp_close_waits_for_the_client_then_closes(listen: Listen, start:
         await _silent_for(reader)  # unlike `empty`, the connection stays until the client speaks
         writer.write(b"hello")
         assert await read_to_eof(reader) == b""
-    assert stub.history[0].bytes_in == 5
+    assert stub.journal[0].body_size == 5
 
 
 async def test_tcp_garbage_on_connect(listen: Listen, start: Start) -> None:
@@ -152,8 +152,8 @@ async def test_tcp_hang_until_the_server_closes(listen: Listen, start: Start) ->
         await _silent_for(reader)
         await stub.close()
         assert await read_to_eof(reader) == b""
-    assert stub.history[0].fault == "hang"
-    assert stub.history[0].bytes_in == 6
+    assert stub.journal[0].fault == "hang"
+    assert stub.journal[0].body_size == 6
 
 
 @pytest.mark.parametrize("fault", ["close", "empty", "garbage"])
@@ -169,7 +169,7 @@ async def test_tcp_rule_faults_that_end_with_eof(listen: Listen, start: Start, f
         assert GARBAGE_MIN <= len(data) <= GARBAGE_MAX
     else:
         assert data == b""
-    assert stub.history[0].fault == fault
+    assert stub.journal[0].fault == fault
 
 
 async def test_tcp_rule_reset(listen: Listen, start: Start) -> None:

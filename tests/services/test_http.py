@@ -12,9 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sandbox.errors import StubConfigError
-from sandbox.profile.models import CommandService
+from sandbox.profile.models import CommandService, HttpService
 from sandbox.services import serve
-from sandbox.services.http import create_app, history_of, serve_http
+from sandbox.services.faults import reset
+from sandbox.services.http import create_app, journal_of, serve_http
 from tests.services.helpers import (
     DEADLINE,
     Listen,
@@ -239,7 +240,14 @@ async def test_404_lists_a_route_with_another_method(client: Any) -> None:
         "error": "no route matched",
         "method": "GET",
         "path": "/users",
-        "closest": [{"method": "POST", "path": "/users", "why": "method GET does not match POST"}],
+        "closest": [
+            {
+                "route": 0,
+                "method": "POST",
+                "path": "/users",
+                "why": "method GET does not match POST",
+            }
+        ],
     }
 
 
@@ -252,10 +260,46 @@ async def test_404_says_which_match_condition_failed(client: Any) -> None:
     )
     resp = await c.get("/q?page=2")
     closest = (await resp.json())["closest"]
-    assert [row["why"] for row in closest] == [
-        "query parameter page='2' does not match /^1$/",
-        "header 'X-Key' is missing",
-        "the request body is not a JSON object",
+    # One row per method and path: the first route of /q, with the first condition it failed.
+    assert closest == [
+        {
+            "route": 0,
+            "method": "*",
+            "path": "/q",
+            "why": "query parameter page='2' does not match /^1$/",
+        }
+    ]
+
+
+async def test_404_lists_each_route_once_however_many_share_its_path(client: Any) -> None:
+    c = await client(
+        {"method": "POST", "path": "/orders", "match": {"json": {"kind": "a"}}, "response": {}},
+        {"method": "POST", "path": "/orders", "match": {"json": {"kind": "b"}}, "response": {}},
+        {"method": "POST", "path": "/orders", "match": {"json": {"kind": "c"}}, "response": {}},
+        {"method": "GET", "path": "/orders", "response": {}},
+    )
+    closest = (await (await c.post("/orders", json={"kind": "z"})).json())["closest"]
+    assert [(row["route"], row["method"], row["path"]) for row in closest] == [
+        (0, "POST", "/orders"),
+        (3, "GET", "/orders"),
+    ]
+    assert "kind" in closest[0]["why"]  # the first condition route 0 failed
+
+
+async def test_404_names_the_path_parameter_whose_pattern_failed(client: Any) -> None:
+    c = await client(
+        {"method": "GET", "path": "/users/{id:\\d+}", "response": {}},
+        {"method": "GET", "path": "/health", "response": {}},
+    )
+    resp = await c.get("/users/abc")
+    assert resp.status == 404
+    assert (await resp.json())["closest"] == [
+        {
+            "route": 0,
+            "method": "GET",
+            "path": "/users/{id:\\d+}",
+            "why": "path parameter id='abc' does not match /\\d+/",
+        }
     ]
 
 
@@ -275,15 +319,21 @@ async def test_404_has_no_suggestions_when_nothing_is_close(client: Any) -> None
     assert (await (await c.get("/zzzzzzzzzz")).json())["closest"] == []
 
 
-async def test_history_is_bounded_and_requests_are_logged(aiohttp_client: Any) -> None:
+async def test_journal_is_bounded_and_requests_are_logged(aiohttp_client: Any) -> None:
     lines: list[str] = []
-    spec = http_spec({"path": "/n/{i}", "response": {"body": "ok"}})
-    app = create_app(spec, context("web", log=lines.append, history_limit=3))
+    spec = HttpService.model_validate(
+        {
+            "kind": "http",
+            "journal": {"max": 3},
+            "routes": [{"path": "/n/{i}", "response": {"body": "ok"}}],
+        }
+    )
+    app = create_app(spec, context("web", log=lines.append))
     c = await aiohttp_client(app)
     for i in range(5):
         assert (await c.get(f"/n/{i}")).status == 200
     assert (await c.get("/nothing")).status == 404
-    history = history_of(app)
+    history = journal_of(app)
     assert [(r.method, r.path, r.status) for r in history] == [
         ("GET", "/n/3", 200),
         ("GET", "/n/4", 200),
@@ -318,7 +368,7 @@ async def test_serve_http_on_a_held_socket_then_close(listen: Listen) -> None:
     try:
         async with aiohttp.ClientSession() as session, session.get(ctx.url + "/") as resp:
             assert await resp.text() == "hi"
-        assert [(r.path, r.status) for r in stub.history] == [("/", 200)]
+        assert [(r.path, r.status) for r in stub.journal] == [("/", 200)]
         assert any(line.startswith("GET / 200 ") for line in lines)
     finally:
         await stub.close()
@@ -348,7 +398,7 @@ async def test_an_encoded_slash_stays_inside_its_parameter(client: Any) -> None:
     assert await resp.text() == "a b/c%"
 
 
-async def test_a_client_that_leaves_cancels_its_delayed_request(
+async def test_a_client_that_resets_cancels_its_delayed_request(
     listen: Listen, start: Start
 ) -> None:
     sock = listen("127.0.0.1")
@@ -358,11 +408,27 @@ async def test_a_client_that_leaves_cancels_its_delayed_request(
     async with connection(ctx.address, ctx.port) as (_, writer):
         writer.write(b"GET /slow HTTP/1.1\r\nHost: stub\r\n\r\n")
         await writer.drain()
+        # A plain close is a FIN, which may be a half-close still waiting for the answer;
+        # only a reset says for sure that the client is gone.
+        reset(writer.transport)
     async with asyncio.timeout(DEADLINE):
-        while not stub.history:
+        while not stub.journal:
             await asyncio.sleep(0.005)
-    assert stub.history[0].status is None
+    assert stub.journal[0].status is None
     assert "(cancelled" in lines[-1]
+
+
+async def test_a_client_that_closes_ends_its_hanging_request(listen: Listen, start: Start) -> None:
+    sock = listen("127.0.0.1")
+    ctx = context("web", sock)
+    stub = await start(http_spec({"path": "/hang", "fault": "hang"}), sock, ctx)
+    async with connection(ctx.address, ctx.port) as (_, writer):
+        writer.write(b"GET /hang HTTP/1.1\r\nHost: stub\r\n\r\n")
+        await writer.drain()
+    async with asyncio.timeout(DEADLINE):
+        while not stub.journal:
+            await asyncio.sleep(0.005)
+    assert stub.journal[0].fault == "hang"
 
 
 async def test_serve_refuses_a_command_service(listen: Listen) -> None:
@@ -380,6 +446,7 @@ async def test_404_points_out_a_prefix_in_the_way(client: Any) -> None:
     )
     closest = (await (await c.get("/api/users/1")).json())["closest"]
     assert closest[0] == {
+        "route": 1,
         "method": "GET",
         "path": "/users/{id}",
         "why": "the path would match without /api in front",

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from sandbox.errors import StubConfigError
+from sandbox.profile.models import TcpService
 from sandbox.services.tcp import serve_tcp, to_bytes
 from tests.services.helpers import (
     DEADLINE,
@@ -159,8 +161,11 @@ async def test_tcp_stub_on_ipv6_loopback(listen: Listen, start: Start) -> None:
 async def test_connections_are_logged_and_recorded(listen: Listen) -> None:
     sock = listen("127.0.0.1")
     lines: list[str] = []
-    ctx = context("db", sock, log=lines.append, history_limit=2)
-    stub = await serve_tcp(tcp_spec(rules=PING_PONG), sock, ctx)
+    ctx = context("db", sock, log=lines.append)
+    spec = TcpService.model_validate(
+        {"kind": "tcp", "journal": {"max": 2}, "tcp": {"rules": PING_PONG}}
+    )
+    stub = await serve_tcp(spec, sock, ctx)
     try:
         for _ in range(3):
             async with connection(ctx.address, ctx.port) as (reader, writer):
@@ -168,12 +173,12 @@ async def test_connections_are_logged_and_recorded(listen: Listen) -> None:
                 await read_exactly(reader, 7)
                 writer.write_eof()
                 assert await read_to_eof(reader) == b""
-        await _until(lambda: len(stub.history) == 2 and stub.history[-1].bytes_out == 7)
+        await _until(lambda: len(stub.journal) == 2 and stub.journal[-1].sent_size == 7)
     finally:
         await stub.close()
-    record = stub.history[-1]
-    assert (record.method, record.status, record.bytes_in, record.bytes_out) == ("TCP", None, 4, 7)
-    assert record.peer.startswith("127.0.0.1:")
+    record = stub.journal[-1]
+    assert (record.method, record.status, record.body_size, record.sent_size) == ("TCP", None, 4, 7)
+    assert record.client.startswith("127.0.0.1:")
     assert any(line.endswith("connected") for line in lines)
     assert any("-> 4B PING" in line for line in lines)
     assert any("<- 7B +PONG\\r\\n" in line for line in lines)
@@ -208,3 +213,35 @@ async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(DEADLINE):
         while not condition():
             await asyncio.sleep(0.005)
+
+
+async def test_send_is_a_template_over_what_the_rule_matched(listen: Listen, start: Start) -> None:
+    rules = [
+        {"expect": r"GET (?P<key>\w+)\r\n", "send": "VALUE {{ match.key }} {{ match[1] }}\r\n"},
+        {"expect": r"ECHO (\w+) (\w+)\r\n", "send": "{{ match[2] }} {{ match[1] }}\r\n"},
+        {"expect": r"BAD\r\n", "send": "{{ match.nope }}"},
+        {"expect": r"PING", "send": "+PONG\r\n"},
+    ]
+    sock = listen("127.0.0.1")
+    lines: list[str] = []
+    ctx = context("db", sock, log=lines.append)
+    await start(tcp_spec(rules=rules, default="silent"), sock, ctx)
+    async with connection(ctx.address, ctx.port) as (reader, writer):
+        writer.write(b"GET user42\r\n")
+        assert (
+            await read_exactly(reader, len(b"VALUE user42 user42\r\n"))
+            == b"VALUE user42 user42\r\n"
+        )
+        writer.write(b"ECHO a b\r\nBAD\r\nPING")
+        assert await read_exactly(reader, len(b"b a\r\n+PONG\r\n")) == b"b a\r\n+PONG\r\n"
+    assert any("template failed" in line and "nope" in line for line in lines), lines
+
+
+async def test_a_send_template_with_bad_syntax_stops_the_start(
+    listen: Listen, start: Start
+) -> None:
+    sock = listen("127.0.0.1")
+    with pytest.raises(StubConfigError, match=r"rules\[0\]\.send"):
+        await start(
+            tcp_spec(rules=[{"expect": "x", "send": "{{ match[1 }}"}]), sock, context("db", sock)
+        )

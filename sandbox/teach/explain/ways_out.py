@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 
 from sandbox.net.addresses import IPAddress, format_hostport, pool_addresses
-from sandbox.net.conflicts import Blocker, next_free_port
+from sandbox.net.conflicts import Blocker, moves_that_help, next_free_port
 from sandbox.net.listeners import Listener
 from sandbox.teach.explain.model import (
     _SCAN,
@@ -75,9 +75,8 @@ def _ways_out(
     if free[1] is not None:
         there = format_hostport(ep.address, free[1])
         ways.append(f"Use another port: {there} is free (a real bind just succeeded there).")
-    options = "`--on-conflict next-port`"
-    if ep.address.version == 4 and not {b.rule for b in found} & {"wildcard", "dual-stack"}:
-        options = f"`--on-conflict next-address` or {options}"
+    moves = moves_that_help(ep.address, (b.rule for b in found))
+    options = " or ".join(f"`--on-conflict {m}`" for m in moves)
     if ep.profile:
         ways.append(f"Or let sandbox move it: `sandbox up {ep.profile}` with {options}.")
     else:
