@@ -220,6 +220,8 @@ def _supervisor_alone(
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         line = pipe.readline()  # EOF if it dies; it gives up by itself after --wait-timeout
+        while line.startswith(b'{"progress"'):  # one per service ready, before the ready line
+            line = pipe.readline()
     took = time.perf_counter() - t0
     if not line or not json.loads(line).get("ok"):
         child.kill()
