@@ -33,12 +33,13 @@ MAIN_HELP = (
     '  ports     Who listens on loopback, with owners (like `ss -ltnp` / `lsof...\n'
     '  doctor    Is loopback healthy: 127/8 beyond 127.0.0.1, ::1, what...\n'
     '  up        Bring a profile up: plan, bind every socket, start in order,...\n'
-    '  status    Every running sandbox and its services, with a live probe of...\n'
+    '  status    Every running sandbox and its services: ready, starting,...\n'
     "  logs      Print the logs of a sandbox's services (the last lines; -f...\n"
     "  requests  What a sandbox's stubs received, oldest first (-f follows...\n"
     '  down      Stop a sandbox from its record, then verify every port...\n'
     "  reload    Re-read the profile and swap changed stubs' routes; their...\n"
     "  ca        Print the path of the sandbox's CA certificate, for `curl...\n"
+    '  restart   Restart services of a running sandbox, each until it is ready...\n'
     '  version   Print the version.\n'
     '  explain   Can this endpoint be bound now, who holds it and under which...\n'
     '  ping      ICMP echo to a loopback address, like the system ping, with...\n'

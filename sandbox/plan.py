@@ -188,7 +188,7 @@ def make_plan(
     wanted: dict[str, tuple[IPAddress, int]] = {
         name: (
             assigned.get(name) or ipaddress.ip_address(spec.address),
-            0 if spec.port == "auto" else spec.port,
+            spec.port if isinstance(spec.port, int) else 0,  # auto: the kernel's; none: unbound
         )
         for name, spec in profile.services.items()
     }

@@ -225,6 +225,9 @@ async def _foreground(
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     for sig in handled:
         loop.add_signal_handler(sig, on_signal, sig)
+    from sandbox.runtime.requests import serve_restarts
+
+    stop_restarts = serve_restarts(sandbox, StateDir(root, sandbox.name))
     try:
         t0 = time.perf_counter()
         await sandbox.start()
@@ -242,6 +245,7 @@ async def _foreground(
         out.note(f"{sandbox.name}: stopped")
     finally:
         await sandbox.stop()
+        stop_restarts()
         for sig in handled:
             loop.remove_signal_handler(sig)
     if not received:
@@ -257,7 +261,12 @@ def status(
     name: Annotated[str | None, typer.Argument(help="A sandbox name (default: all).")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Every running sandbox and its services, with a live probe of each."""
+    """Every running sandbox and its services: ready, starting, exited (code or signal),
+    restarting (n of max), gave up, completed (jobs), with a live probe of each.
+
+    Exit 0 when every service is ready (or completed), 5 when one is not, or when the
+    sandbox NAME is not running (so `until sandbox status NAME; do ...` waits for it).
+    """
     import asyncio
 
     from sandbox.runtime.manage import statuses
@@ -268,6 +277,8 @@ def status(
         out.json({"sandboxes": found})
     else:
         view.statuses(out, found, name)
+    if any(not sandbox.get("ok", True) for sandbox in found) or (name and not found):
+        raise typer.Exit(int(ExitCode.NOT_READY))
 
 
 @app.command()
@@ -280,10 +291,14 @@ def logs(
     ] = False,
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end of each log.")] = 50,
 ) -> None:
-    """Print the logs of a sandbox's services (the last lines; -f follows)."""
-    from sandbox.runtime.manage import read_logs
+    """Print the logs of a sandbox's services (the last lines; -f follows). Once it is down,
+    or after a failed `up`, the logs of its last run."""
+    from sandbox.runtime.manage import last_run_ended, read_logs
 
     out = printer()
+    ended = last_run_ended(state_root(), name)
+    if ended is not None:
+        view.last_run_note(out, name, ended)
     lines = read_logs(state_root(), name, service, tail=tail, follow=follow)
     try:
         for svc, text in lines:
@@ -394,6 +409,33 @@ def ca(name: Annotated[str, typer.Argument(help="The running sandbox.")]) -> Non
     from sandbox.runtime.authority import find_bundle
 
     printer().line(str(find_bundle(state_root(), name)))
+
+
+@app.command()
+@command
+def restart(
+    name: Annotated[str, typer.Argument(help="The running sandbox.")],
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to restart (default: all).")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait until they are ready again.")
+    ] = 60.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Restart services of a running sandbox, each until it is ready again; the others keep
+    running on their sockets. Exit 0 when all are ready again, 5 when one is not."""
+    from sandbox.runtime.requests import request_restart
+    from sandbox.runtime.state import StateDir
+
+    answer = request_restart(StateDir(state_root(), name), services or [], timeout=timeout)
+    out = printer()
+    if json_:
+        out.json(answer)
+    else:
+        view.restarted(out, name, answer["services"])
+    if any(not s["ok"] for s in answer["services"]):
+        raise typer.Exit(int(ExitCode.NOT_READY))
 
 
 @app.command()

@@ -25,17 +25,10 @@ class Loss:
     what: str  # a sentence: what the source said, and what the profile does instead
 
 
-@dataclass
-class ImportResult:
-    """A profile as plain data (dict ready for YAML) plus the losses met on the way.
+class LossLog:
+    """Recording losses: what an import or an export could not carry over exactly."""
 
-    `files` are extra files the profile refers to (for `file:` answers), keyed by a path
-    relative to the profile's folder, written next to the profile by the CLI.
-    """
-
-    profile: dict[str, Any]
-    losses: list[Loss] = field(default_factory=list)
-    files: dict[str, bytes] = field(default_factory=dict)
+    losses: list[Loss]
 
     def drop(self, location: str, what: str) -> None:
         self.losses.append(Loss(location, LossKind.DROPPED, what))
@@ -46,3 +39,16 @@ class ImportResult:
     @property
     def lossless(self) -> bool:
         return not self.losses
+
+
+@dataclass
+class ImportResult(LossLog):
+    """A profile as plain data (dict ready for YAML) plus the losses met on the way.
+
+    `files` are extra files the profile refers to (for `file:` answers), keyed by a path
+    relative to the profile's folder, written next to the profile by the CLI.
+    """
+
+    profile: dict[str, Any]
+    losses: list[Loss] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sandbox.net.addresses import format_hostport
 from sandbox.output.printer import Printer
@@ -21,7 +21,7 @@ def plan(out: Printer, name: str, result: Plan) -> None:
     out.table(
         ["SERVICE", "KIND", "ADDRESS", "PORT", "URL"],
         [
-            (s.name, s.kind, s.address, s.port or "auto", s.url if s.port else "-")
+            (s.name, s.kind, s.address, s.port or _unbound(s.spec), s.url if s.port else "-")
             for s in result.services
         ],
     )
@@ -108,3 +108,8 @@ def _short(text: str | None, width: int = 60) -> str | None:
     if text is None or len(text) <= width:
         return text
     return text[: width - 1] + "…"
+
+
+def _unbound(spec: Any) -> str:
+    """A plan's port 0: `auto` (the kernel picks it at bind time) or `none` (listens nowhere)."""
+    return "none" if getattr(spec, "port", None) == "none" else "auto"

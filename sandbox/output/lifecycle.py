@@ -13,21 +13,48 @@ if TYPE_CHECKING:  # annotations only: `status` and `down` need not import the r
     from sandbox.runtime.teardown import DownReport
 
 
+_UNDER_WAY = frozenset({"starting", "restarting"})
+
+
+def _state_colour(service: dict[str, Any]) -> str:
+    if service.get("ok", service["reachable"]):
+        return "green"
+    return "yellow" if service["state"] in _UNDER_WAY else "red"
+
+
 def services_table(out: Printer, services: Sequence[dict[str, Any]]) -> None:
-    """The table `up`, `status` and `up -d` print: where each service is and if it answers."""
+    """The table `up`, `status` and `up -d` print: where each service is and its life
+    (ready, exited (code 3), restarting (1 of 3), completed, ...)."""
     out.table(
         ["SERVICE", "KIND", "URL", "STATE", "LATENCY"],
         [
             (
                 s["name"],
                 s["kind"],
-                s["url"],
-                out.paint(s["state"], "green" if s["reachable"] else "red"),
+                s["url"] or "-",
+                out.paint(s.get("detail") or s["state"], _state_colour(s)),
                 f"{s['latency_ms']:.2f} ms" if s["latency_ms"] is not None else None,
             )
             for s in services
         ],
     )
+
+
+def restarted(out: Printer, name: str, services: Sequence[dict[str, Any]]) -> None:
+    """`restart`: each service ready again, or why not."""
+    for service in services:
+        if service["ok"]:
+            out.ok(f"{name}: {service['name']} restarted and ready ({service['detail']})")
+        else:
+            out.warn(f"{name}: {service['name']} restarted but not ready: {service['detail']}")
+
+
+def last_run_note(out: Printer, name: str, ended: float) -> None:
+    """`logs` of a sandbox that is not running: say so before the kept lines."""
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ended))
+    out.note(f'sandbox "{name}" is not running; these are the logs of its last run (ended {when})')
 
 
 def detached(out: Printer, status: dict[str, Any]) -> None:
@@ -69,6 +96,11 @@ def statuses(out: Printer, found: Sequence[dict[str, Any]], name: str | None) ->
         services_table(out, sandbox["services"])
         if sandbox.get("control") and state != "stale":
             out.line(out.paint(f"control API {sandbox['control']}", "dim"))
+        if state == "running" and not sandbox.get("ok", True):
+            out.warn(
+                f"{sandbox['name']}: not every service is ready; `sandbox logs "
+                f"{sandbox['name']} SERVICE` shows why"
+            )
         if state == "stale":
             out.warn(f"its supervisor is gone; `sandbox down {sandbox['name']}` cleans up")
 

@@ -252,6 +252,24 @@ def group_members(pgid: int) -> list[ProcessRef]:
     return refs
 
 
+def orphaned_group(pgid: int, leader_exit: float) -> list[ProcessRef]:
+    """The live members of group `pgid` that started before its leader exited (at
+    `leader_exit`, epoch seconds), whoever runs them, by identity.
+
+    For a group this process created and whose leader it reaped itself: members that
+    changed user (nginx's workers run as `nobody` under root) are ours too. A member that
+    started before the leader's exit joined while the group was ours (a group id is not
+    reused while any member lives), so a later stranger's group is never taken for it.
+    """
+    refs = []
+    for pid in _scan(pgid)[0]:
+        with contextlib.suppress(psutil.Error):
+            started = psutil.Process(pid).create_time()
+            if started <= leader_exit + START_TIME_TOLERANCE:
+                refs.append(ProcessRef(pid, started))
+    return refs
+
+
 async def _wait_gone(
     group: int | None,
     refs: Sequence[ProcessRef],

@@ -6,8 +6,8 @@ import heapq
 from pathlib import PureWindowsPath
 
 from sandbox.errors import ProfileError
-from sandbox.profile.limits import check_limits
-from sandbox.profile.models import CommandService, HttpService, Profile, Response, TcpService
+from sandbox.profile.limits import check_limits, http_routes, route_answers
+from sandbox.profile.models import CommandService, Profile, Response, TcpService
 from sandbox.profile.placeholders import check_placeholders
 
 FieldPath = tuple[str | int, ...]
@@ -124,17 +124,11 @@ def _cycles(profile: Profile) -> list[Problem]:
 
 def _routes(profile: Profile) -> list[Problem]:
     problems: list[Problem] = []
-    for name, service in profile.services.items():
-        if not isinstance(service, HttpService):
-            continue
-        for i, route in enumerate(service.routes):
-            at: FieldPath = ("services", name, "routes", i)
-            if route.proxy is not None:
-                problems.extend(_proxy(profile, name, route.proxy, (*at, "proxy")))
-            if route.response is not None:
-                problems.extend(_file(route.response, (*at, "response", "file")))
-            for j, response in enumerate(route.responses or []):
-                problems.extend(_file(response, (*at, "responses", j, "file")))
+    for name, at, route in http_routes(profile):
+        if route.proxy is not None:
+            problems.extend(_proxy(profile, name, route.proxy, (*at, "proxy")))
+        for where, response in route_answers(route, at):
+            problems.extend(_file(response, (*where, "file")))
     return problems
 
 
@@ -180,7 +174,7 @@ def _collisions(profile: Profile) -> list[Problem]:
     for name, service in profile.services.items():
         # "auto" ports are picked by the kernel and "auto" addresses are drawn from the pool
         # later, distinct by construction: only two literals can collide.
-        if service.address == "auto" or service.port == "auto":
+        if service.address == "auto" or not isinstance(service.port, int):
             continue
         key = (service.address, service.port)
         first = taken.setdefault(key, name)

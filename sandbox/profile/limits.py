@@ -12,7 +12,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from sandbox.net.addresses import default_pool, pool_addresses
-from sandbox.profile.models import HttpService, Profile, Response
+from sandbox.profile.models import HttpService, Profile, Response, Route
 
 FieldPath = tuple[str | int, ...]
 Problem = tuple[FieldPath, str]
@@ -97,20 +97,28 @@ def _pool(profile: Profile) -> list[Problem]:
     ]
 
 
+def http_routes(profile: Profile) -> Iterator[tuple[str, FieldPath, Route]]:
+    """Each route of each HTTP service, with the service's name and the route's field path."""
+    for name, service in profile.services.items():
+        if isinstance(service, HttpService):
+            for i, route in enumerate(service.routes):
+                yield name, ("services", name, "routes", i), route
+
+
+def route_answers(route: Route, at: FieldPath) -> list[tuple[FieldPath, Response]]:
+    """The `response` and each of the `responses` of a route, with their field paths."""
+    answers = [((*at, "response"), route.response)] if route.response is not None else []
+    return answers + [((*at, "responses", j), r) for j, r in enumerate(route.responses or [])]
+
+
 def _templates(profile: Profile) -> list[Problem]:
     problems: list[Problem] = []
-    for name, service in profile.services.items():
-        if not isinstance(service, HttpService):
-            continue
-        for i, route in enumerate(service.routes):
-            at: FieldPath = ("services", name, "routes", i)
-            answers = [((*at, "response"), route.response)] if route.response else []
-            answers += [((*at, "responses", j), r) for j, r in enumerate(route.responses or [])]
-            for where, response in answers:
-                for path, text in _texts(response, where):
-                    problem = template_problem(text)
-                    if problem:
-                        problems.append((path, problem))
+    for _, at, route in http_routes(profile):
+        for where, response in route_answers(route, at):
+            for path, text in _texts(response, where):
+                problem = template_problem(text)
+                if problem:
+                    problems.append((path, problem))
     return problems
 
 

@@ -91,16 +91,31 @@ class Ready(Strict):
     tcp: bool | None = Field(None, description="Ready when a TCP connect succeeds.")
     log: str | None = Field(None, description="Regex over a command's output (command only).")
     timeout: Duration = Field(10.0, description="Deadline, e.g. 5s or 750ms.")
+    command: str | None = Field(
+        None, description="A check to run, like `redis-cli -h {address} -p {port} ping`."
+    )
+    expect: str | None = Field(None, description="Regex the check's output must match.")
+    interval: Duration = Field(0.2, gt=0, description="Pause between two runs of `command`.")
+    attempt_timeout: Duration = Field(
+        2.0, gt=0, description="How long one run of `command` may take before it is killed."
+    )
 
     @model_validator(mode="after")
     def _one_check(self) -> Ready:
-        chosen = [k for k in ("http", "tcp", "log") if getattr(self, k) not in (None, False)]
+        checks = ("http", "tcp", "log", "command")
+        chosen = [k for k in checks if getattr(self, k) not in (None, False)]
         if len(chosen) > 1:
             raise ValueError(f"choose one readiness check, not {' and '.join(chosen)}")
         if self.http is not None and not self.http.startswith("/"):
             raise ValueError("`http` is a path and must start with /")
         if self.log is not None:
             _compile(self.log, "log")
+        if self.command is not None and not self.command.strip():
+            raise ValueError("`command` is empty: give the check to run")
+        if self.expect is not None:
+            if self.command is None:
+                raise ValueError("`expect` goes with `command`: the check whose output it matches")
+            _compile(self.expect, "expect")
         return self
 
 
@@ -388,6 +403,33 @@ class CommandService(ServiceBase):
     stop_timeout: Duration = 5.0
     restart: Literal["no", "on-failure"] = "no"
     max_restarts: int = Field(3, ge=0, le=100)
+    port: Port | Literal["none"] = Field(  # type: ignore[assignment]
+        "auto", description="As for every service, or `none` for a program that listens nowhere."
+    )
+    job: bool = Field(
+        False, description="A one-shot task: done when it exits 0; dependents start after it."
+    )
+    tty: bool = Field(False, description="Give the program a pseudo-terminal for its output.")
+    scheme: Literal["http", "https", "tcp"] | None = Field(
+        None, description="What the program speaks, for its URL; `ready.http` implies http."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _job_listens_nowhere(cls, data: Any) -> Any:
+        # A job (a migration, a seed) listens nowhere unless it says otherwise.
+        if isinstance(data, dict) and data.get("job") is True and "port" not in data:
+            return {**data, "port": "none"}
+        return data
+
+    @model_validator(mode="after")
+    def _portless(self) -> CommandService:
+        ready = self.ready
+        if self.port == "none" and ready is not None and (ready.http is not None or ready.tcp):
+            raise ValueError("a service with `port: none` cannot be probed by http or tcp")
+        if self.job and self.restart != "no":
+            raise ValueError("a job runs once: `restart` cannot be on-failure")
+        return self
 
 
 Service = Annotated[HttpService | TcpService | CommandService, Field(discriminator="kind")]

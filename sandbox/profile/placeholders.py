@@ -11,7 +11,7 @@ FieldPath = tuple[str | int, ...]
 Problem = tuple[FieldPath, str]
 
 # `{{port}}` is a literal `{port}`; `${port}` is left to the shell; `{port}` is filled in.
-# services/command.py fills with the same grammar; keep the two in step.
+# services/command.py fills in with this same TOKEN (and PEER), so the two cannot drift.
 TOKEN = re.compile(r"\{(\{[A-Za-z_][A-Za-z0-9_.\-]*\})\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
 OWN = ("address", "port", "url", "name", "python", "data", "tmp")
 PEER = ("address", "port", "url", "name")

@@ -10,6 +10,8 @@ picks a service's lines out of it); a single worker thread creates each file as 
 is known and writes the batches, in order, FLUSH_EVERY seconds after a log's first
 pending line, so `sandbox logs -f` sees a line at most about that late. `drained()`
 waits until everything logged so far is on disk; `close()` writes it all and closes.
+Each file is capped (LOG_LIMIT): past it the file becomes `NAME.1`, replacing the copy
+before, so a stub answering a flood of requests keeps at most twice the limit on disk.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 FLUSH_EVERY = 0.05  # seconds a line may wait before `sandbox logs` can see it
+LOG_LIMIT = 10 << 20  # bytes per file; one rotated copy (NAME.1) is kept beside it
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 
 
@@ -34,14 +37,20 @@ class LogWriter:
     """Opens service logs, stamps and batches their lines, writes them from one thread."""
 
     def __init__(
-        self, flush_every: float = FLUSH_EVERY, opener: Callable[[Path], int] | None = None
+        self,
+        flush_every: float = FLUSH_EVERY,
+        opener: Callable[[Path], int] | None = None,
+        limit: int = LOG_LIMIT,
     ) -> None:
-        """`opener(path)` returns a descriptor open for appending (default: os.open)."""
+        """`opener(path)` returns a descriptor open for appending (default: os.open);
+        `limit`: the bytes a file may hold before it is rotated."""
         self.flush_every = flush_every
+        self.limit = limit
         self._opener = opener or _open
         self._error: Exception | None = None  # the first file that could not be opened
         self._worker: ThreadPoolExecutor | None = None
         self._fds: dict[Path, int] = {}  # touched by the worker thread only (and by close)
+        self._sizes: dict[Path, int] = {}  # bytes in each open file (worker thread only)
         self._pending: dict[Path, list[str]] = {}  # touched by the caller's thread only
         self._known: set[Path] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -90,6 +99,7 @@ class LogWriter:
         if fd is None:
             try:
                 fd = self._fds[path] = self._opener(path)
+                self._sizes[path] = os.fstat(fd).st_size
             except Exception as exc:  # reported by drained(); the lines are lost meanwhile
                 self._error = self._error or exc
                 return None
@@ -98,13 +108,34 @@ class LogWriter:
     def _write(self, batch: dict[Path, list[str]]) -> None:
         # A log that cannot be written loses its lines rather than stopping the stub.
         for path, lines in batch.items():
-            fd = self._fd(path)
             data = "".join(lines).encode("utf-8", "replace")
             try:
-                while fd is not None and data:
-                    data = data[os.write(fd, data) :]
+                if self._fd(path) is None:
+                    continue
+                if self._sizes[path] + len(data) <= self.limit:
+                    self._append(path, data)
+                    continue
+                for line in lines:  # the file fills up within this batch: line by line
+                    chunk = line.encode("utf-8", "replace")
+                    if self._sizes[path] and self._sizes[path] + len(chunk) > self.limit:
+                        self._rotate(path)
+                    self._append(path, chunk)
             except OSError:
                 continue
+
+    def _append(self, path: Path, data: bytes) -> None:
+        fd = self._fds.get(path)
+        if fd is None:
+            return
+        self._sizes[path] += len(data)
+        while data:
+            data = data[os.write(fd, data) :]
+
+    def _rotate(self, path: Path) -> None:
+        """`path` becomes `path.1` (replacing the one before); a new file starts."""
+        os.close(self._fds.pop(path))
+        os.replace(path, path.with_name(path.name + ".1"))
+        self._fd(path)
 
     def _schedule(self) -> None:
         if self._timer is not None:
@@ -153,3 +184,4 @@ class LogWriter:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._sizes.clear()

@@ -87,24 +87,43 @@ async def down_many(state_root: Path, name: str | None, *, grace: float) -> list
     return [r for r in reports if r.stopped or r.survivors or r.supervisor_was_alive]
 
 
+def last_run_ended(state_root: Path, name: str) -> float | None:
+    """When the kept last run of sandbox `name` ended, if it is not running and one was kept;
+    None while it runs (or when nothing was kept)."""
+    state = StateDir(state_root, name)
+    if state.read() is not None:
+        return None
+    kept = state.last_run()
+    return kept[1].stat().st_mtime if kept is not None else None
+
+
 def read_logs(
     state_root: Path, name: str, service: str | None, *, tail: int, follow: bool
 ) -> Generator[tuple[str, str], None, None]:
     """Yield (service, line): the last `tail` lines of each log, then new lines if following."""
     state = StateDir(state_root, name)
     record = state.read()
+    folder = state.logs_dir
     if record is None:
-        raise UsageError(
-            f'sandbox "{name}" is not running, so it has no logs.',
-            "`sandbox status` lists the running sandboxes.",
-        )
+        kept = state.last_run()
+        if kept is None:
+            raise UsageError(
+                f'sandbox "{name}" is not running, and no logs of an earlier run were kept.',
+                "`sandbox status` lists the running sandboxes.",
+            )
+        record, folder = kept
+        follow = False  # nothing writes to a finished run's logs
     names = [s.name for s in record.services]
     if service is not None and service not in names:
         raise UsageError(
             f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
         )
     chosen = [service] if service else names
-    paths = {s.name: Path(s.log) if s.log else state.log_path(s.name) for s in record.services}
+    # A record names each service's log in the live folder; a kept run's are in `folder`.
+    paths = {
+        s.name: folder / (Path(s.log).name if s.log else state.log_path(s.name).name)
+        for s in record.services
+    }
     files: dict[Path, _LogFile] = {}
     for svc in chosen:
         path = paths[svc]

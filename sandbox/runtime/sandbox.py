@@ -27,10 +27,9 @@ from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
 from sandbox.net.table import read_bindv6only, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
-from sandbox.probe import ProbeResult, probe_http, probe_tcp, wait_ready
-from sandbox.probe.tls import trusting
+from sandbox.probe import ProbeResult, wait_ready
 from sandbox.proc.processes import ref_for
-from sandbox.profile.models import Profile
+from sandbox.profile.models import Profile, Service
 from sandbox.runtime.authority import TLS_FOLDER, Authority, make_authority
 from sandbox.runtime.events import (
     Emit,
@@ -77,7 +76,16 @@ class RunningService:
     give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
     log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
     restarts: int = 0  # how often a command service was restarted (restart: on-failure)
-    stub: StubServer | None = None  # the in-process server of an http or tcp service
+    state: str = "starting"  # its life, as `status` shows it (see ServiceRecord.state)
+    exit_code: int | None = None  # a program's last exit (negative: the signal)
+    max_restarts: int = 0
+    job: bool = False
+    argv: tuple[str, ...] = ()  # a command service's program and arguments, as run
+    program: Program | None = field(default=None, repr=False)
+    server: StubServer | None = field(default=None, repr=False)  # a stub's current server
+    ctx: ServiceContext | None = field(default=None, repr=False)
+    close: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    log: Callable[[str], None] = field(default=lambda line: None, repr=False)
     _sock: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -100,6 +108,10 @@ class RunningService:
             pgid=self.pgid,
             start_time=self.start_time,
             restarts=self.restarts,
+            state=self.state,
+            exit_code=self.exit_code,
+            max_restarts=self.max_restarts,
+            job=self.job,
         )
 
 
@@ -156,6 +168,9 @@ class Sandbox(StubAccess):
         self._logs = LogWriter(opener=open_log_fd)
         self._probe_gate = asyncio.Semaphore(PROBE_LIMIT)
         self._stops: list[tuple[int, RunningService, Callable[[], Awaitable[None]]]] = []
+        self._rechecks: set[asyncio.Task[None]] = set()  # readiness after a restart
+        self._gone = False  # the state folder was removed: nothing may recreate it
+        self._scratch: Path | None = None  # {data} and {tmp} when nothing is recorded
         self.forced = False
         self._status = "starting"
         self.authority: Authority | None = None
@@ -209,7 +224,7 @@ class Sandbox(StubAccess):
                 lock = self._state.lock()
                 lock.acquire()
                 stack.callback(lock.release)
-                stack.callback(self._state.remove)
+                stack.callback(self._remove_state)
             plan, sockets = plan_and_bind(self._make_plan, self._bind, self.on_conflict)
             for sock in sockets.values():
                 stack.callback(sock.close)
@@ -238,6 +253,8 @@ class Sandbox(StubAccess):
         stack, self._stack = self._stack, None
         if stack is None:
             return
+        for task in list(self._rechecks):
+            task.cancel()
         self._write_record("stopping")
         await stack.aclose()
 
@@ -268,8 +285,9 @@ class Sandbox(StubAccess):
     def _bind(self, plan: Plan) -> dict[str, socket.socket]:
         # Command services too: their socket reserves the address:port (and picks the port
         # for `port: auto`) until start_command closes it right before the program starts.
-        held = self._bind_all([(s.address, s.port, s.name) for s in plan.services])
-        sockets = {s.name: sock for s, sock in zip(plan.services, held, strict=True)}
+        wanted = [s for s in plan.services if not _portless(s)]
+        held = self._bind_all([(s.address, s.port, s.name) for s in wanted])
+        sockets = {s.name: sock for s, sock in zip(wanted, held, strict=True)}
         if self.control_address is not None:
             # Bound with the rest (all or nothing), always on loopback: never through the
             # container binder, whatever interface the services listen on.
@@ -296,14 +314,13 @@ class Sandbox(StubAccess):
         for planned in plan.services:
             sock = sockets.get(planned.name)
             port = sock.getsockname()[1] if sock is not None else planned.port
-            scheme = "tcp"
-            if planned.spec.kind == "http":
-                scheme = "https" if planned.spec.tls else "http"
+            spec = planned.spec
             running = RunningService(
                 planned=planned,
                 address=str(planned.address),
                 port=port,
-                url=format_url(planned.address, port, scheme=scheme),
+                url="" if _portless(planned) else format_url(planned.address, port, _scheme(spec)),
+                job=getattr(spec, "job", False),
                 _sock=sock,
             )
             if self._state is not None:
@@ -348,7 +365,7 @@ class Sandbox(StubAccess):
                 f'sandbox "{self.name}" was not started from a profile file: nothing to re-read.'
             )
         new = load_profile(self.profile.source)
-        stubs = {name: running.stub for name, running in self.services.items() if running.stub}
+        stubs = {name: running.server for name, running in self.services.items() if running.server}
         changed = swap_stubs(self.profile, new, stubs, service)
         for name in changed:
             running = self.services[name]
@@ -390,6 +407,9 @@ class Sandbox(StubAccess):
                     f"was not ready: {result.detail}",
                     f"See its log with `sandbox logs {self.name} {running.name}`.",
                 )
+            if running.state == "starting":
+                running.state = "ready"
+                self._write_record(self._status)
             self.emit(ServiceReady(running.name, running.url, time.perf_counter() - t0))
             ready[running.name].set()
 
@@ -408,7 +428,7 @@ class Sandbox(StubAccess):
         from sandbox.services import serve
 
         self.emit(ServiceStarting(running.name, running.kind, running.url))
-        log = self._logger(running)
+        log = running.log = self._logger(running)
         ctx = ServiceContext(
             name=running.name,
             address=running.address,
@@ -426,6 +446,7 @@ class Sandbox(StubAccess):
         if spec.kind == "command":
             from sandbox.services.command import start_command
 
+            ctx.data_dir, ctx.tmp_dir = self._folders(stack, running.name)
             program = await start_command(
                 spec,
                 ctx,
@@ -433,24 +454,51 @@ class Sandbox(StubAccess):
                 forced=lambda: self.forced,
                 held=running._sock,
                 on_restart=lambda program: self._restarted(running, program),
+                on_change=lambda program: self._changed(running, program),
             )
             self._on_stop(running, program.close)
+            running.program = program
+            running.max_restarts = program.max_restarts if program.restart != "no" else 0
             running.pid, running.pgid = program.pid, program.pgid
             running.start_time = program.start_time
             running.give_up = program.exited
+            running.argv = tuple(program.argv)
             running.log_ready = program.log_matched if program.log_pattern else None
             self._write_record("starting")
             return
         assert running._sock is not None
         server = await serve(spec, running._sock, ctx)
+        running.server, running.ctx = server, ctx
         self.stubs.add(server)
-        running.stub = server
         running.pid = os.getpid()
         self._on_stop(running, server.close)
+
+    def _folders(self, stack: AsyncExitStack, service: str) -> tuple[Path, Path]:
+        """{data} and {tmp} of a command service. Recorded sandboxes keep {data} in the state
+        root across runs; without a state root both live in one scratch folder per run."""
+        if self._state is not None:
+            return self._state.data_dir(service), self._state.tmp_dir(service)
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"sandbox-{self.name}-"))
+            stack.callback(shutil.rmtree, self._scratch, ignore_errors=True)
+        data, tmp = self._scratch / "data" / service, self._scratch / "tmp" / service
+        data.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        return data, tmp
 
     def _restarted(self, running: RunningService, program: Program) -> None:
         running.pid, running.pgid = program.pid, program.pgid
         running.start_time, running.restarts = program.start_time, program.restarts
+        was_ready = running.ready is not None and running.ready.ok
+        running.state = "starting"
+        self._write_record(self._status)
+        if was_ready:  # during `up` the first readiness wait is still watching it
+            task = asyncio.create_task(self._ready_again(running, program))
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
+
+    def _changed(self, running: RunningService, program: Program) -> None:
+        running.state, running.exit_code = program.state, program.exit_code
         self._write_record(self._status)
 
     def _on_stop(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
@@ -468,59 +516,113 @@ class Sandbox(StubAccess):
         for level in sorted({lvl for lvl, _, _ in stops}, reverse=True):
             batch = [(running, close) for lvl, running, close in stops if lvl == level]
             outcomes = await asyncio.gather(
-                *(close() for _, close in batch), return_exceptions=True
+                *((running.close or close)() for running, close in batch),
+                return_exceptions=True,
             )
             for (running, _), outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     raise outcome
                 self.emit(ServiceStopped(running.name))
 
+    async def _ready_again(self, running: RunningService, program: Program) -> None:
+        """After a restart of a program that was ready: `ready` again once it answers."""
+        try:
+            result = await self._wait_ready(running)
+        except SandboxError as exc:  # someone else's listener answered: say so, stay starting
+            running.log(f"[sandbox] {exc.message}")
+            return
+        if result.ok and running.state == "starting" and program.state == "starting":
+            program.state = running.state = "ready"
+            running.log(f"[sandbox] ready again: {result.detail}")
+            self._write_record(self._status)
+
+    async def restart(self, names: Sequence[str]) -> dict[str, ProbeResult]:
+        """Restart the named services, one after the other, each until ready again; the
+        others keep their processes and sockets. A program gets its whole group stopped and
+        started again; a stub closes and serves anew on its address:port. Returns each
+        service's readiness result. Raises SandboxError for an unknown name (before
+        anything restarts), BindError if a port was taken meanwhile.
+        """
+        if self._stack is None:
+            raise SandboxError(f'sandbox "{self.name}" is not running (yet, or any more).')
+        chosen = [self._get(name) for name in names]
+        results: dict[str, ProbeResult] = {}
+        for running in chosen:
+            running.state = "starting"
+            self._write_record(self._status)
+            program = running.program
+            if program is not None:
+                await program.restart_now()
+                running.pid, running.pgid = program.pid, program.pgid
+                running.start_time = program.start_time
+            else:
+                await self._restart_stub(running)
+            self._write_record(self._status)
+            result = await self._wait_ready(running)
+            running.ready = result
+            if program is not None and program.state != "starting":
+                running.state = program.state  # it exited again, or (a job) completed
+            elif result.ok:
+                running.state = "ready"
+                if program is not None:
+                    program.state = "ready"
+            self._write_record(self._status)
+            results[running.name] = result
+        return results
+
+    async def _restart_stub(self, running: RunningService) -> None:
+        from sandbox.net.sockets import bind_listener
+        from sandbox.services import serve
+
+        assert running.server is not None
+        assert running.ctx is not None
+        await running.server.close()
+        sock = bind_listener(running.address, running.port, service=running.name)
+        try:
+            running.server = await serve(running.planned.spec, sock, running.ctx)
+        except BaseException:
+            sock.close()
+            raise
+        server = running.server
+        self.stubs.add(server)  # the control API's journal and state follow the new server
+        running.close = server.close
+
     async def _wait_ready(self, running: RunningService) -> ProbeResult:
-        spec = running.planned.spec
-        ready = spec.ready
-        timeout = ready.timeout if ready is not None else self.wait_timeout
-        limit = min(timeout, self.wait_timeout)
-        address, port = running.address, running.port
+        from sandbox.runtime.readiness import readiness
 
         async def gated(probe: Awaitable[ProbeResult]) -> ProbeResult:
             async with self._probe_gate:
                 return await probe
 
-        # Each attempt may take the whole readiness budget (wait_ready cuts it at the
-        # deadline): a fixed per-attempt timeout would never see an endpoint slower than it.
-        bundle = self.ca_bundle  # a `tls: true` stub is probed over HTTPS, trusting the CA
-        tls = trusting(bundle) if spec.kind == "http" and spec.tls and bundle else None
-
-        def probe() -> Awaitable[ProbeResult]:
-            if running.log_ready is not None:
-                return _log_probe(running, running.log_ready)
-            if ready is not None and ready.http is not None:
-                expect = ready.status
-                return gated(
-                    probe_http(
-                        address, port, ready.http, expect_status=expect, timeout=limit, tls=tls
-                    )
-                )
-            if spec.kind == "http" and running.pid != os.getpid() and not (ready and ready.tcp):
-                return gated(probe_http(address, port, "/", timeout=limit, tls=tls))
-            # An in-process stub serves on the socket this process bound and listens before
-            # serve() returns: one connect proves the listener, an HTTP exchange adds nothing.
-            return gated(probe_tcp(address, port, timeout=limit))
-
-        result = await wait_ready(probe, timeout=limit, give_up=running.give_up)
-        if result.ok and spec.kind == "command" and running.port:
+        check = readiness(running, self.wait_timeout, self.ca_bundle)
+        result = await wait_ready(
+            lambda: gated(check.probe()),
+            timeout=check.timeout,
+            interval=check.interval,
+            max_interval=check.max_interval,
+            give_up=running.give_up,
+        )
+        if result.ok and running.planned.spec.kind == "command" and not running.job:
             self._check_owner(running)
         return result
 
     def _check_owner(self, running: RunningService) -> None:
-        """A program's port must be held by its own process tree: anyone else's is a conflict."""
+        """A program's port must be held by its own process tree: anyone else's is a conflict.
+        And the tree must listen on loopback only: a wildcard or outside address is one too."""
         from sandbox.net.conflicts import blockers
         from sandbox.proc.processes import descendants
+        from sandbox.runtime.exposure import exposed, exposure_error
 
         assert running.pid is not None
         family = {running.pid, *(ref.pid for ref in descendants(running.pid))}
         address = running.planned.address
-        for blocker in blockers(address, running.port, self._table_reader()):
+        table = self._table_reader()
+        outside = exposed(table, family)
+        if outside:
+            raise exposure_error(running.name, running.argv, running.address, running.port, outside)
+        if not running.port:
+            return
+        for blocker in blockers(address, running.port, table):
             owner = blocker.listener.owner
             if owner is None or owner.pid is None or owner.pid in family:
                 continue
@@ -571,9 +673,14 @@ class Sandbox(StubAccess):
             control=self.control_url,
         )
 
+    def _remove_state(self) -> None:
+        self._gone = True  # a late change (a restart answered while stopping) writes nothing
+        assert self._state is not None
+        self._state.remove()
+
     def _write_record(self, status: str) -> None:
         self._status = status
-        if self._state is None:
+        if self._state is None or self._gone:
             return
         self._state.write(self.record())
 
@@ -591,26 +698,25 @@ def _discard(line: str) -> None:
     """Where a line goes when there is neither a log file nor a listener."""
 
 
+def _portless(planned: PlannedService) -> bool:
+    """A program that listens nowhere (`port: none`): no socket is reserved for it."""
+    return planned.spec.port == "none"
+
+
+def _scheme(spec: Service) -> str:
+    """What a service's URL starts with: http stubs and programs that say (or are probed
+    as) HTTP get http://, everything else tcp://."""
+    if spec.kind == "http":
+        return "https" if spec.tls else "http"
+    scheme = getattr(spec, "scheme", None)
+    if scheme is not None:
+        return str(scheme)
+    return "http" if spec.ready is not None and spec.ready.http is not None else "tcp"
+
+
 def env_name(service: str) -> str:
     """`my-api` -> `MY_API`, for SANDBOX_<NAME>_HOST and friends."""
     return service.upper().replace("-", "_")
-
-
-async def _log_probe(running: RunningService, matched: asyncio.Event) -> ProbeResult:
-    from sandbox.probe import ProbeState
-
-    state = ProbeState.OPEN if matched.is_set() else ProbeState.REFUSED
-    detail = (
-        "its output matched ready.log" if matched.is_set() else "no output matched ready.log yet"
-    )
-    return ProbeResult(
-        target=running.name,
-        address=running.address,
-        port=running.port,
-        state=state,
-        latency_ms=None,
-        detail=detail,
-    )
 
 
 def _first_expected(group_error: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -27,6 +27,8 @@ Status = Literal["starting", "running", "stopping"]
 STATE_FILE = "state.json"
 _MAX_RECORD = 64 << 20  # a record of ten thousand services is a few MiB
 LOCK_FILE = "lock"
+LAST_RUN = ".last-run"  # root/.last-run/NAME: the logs of a sandbox's last run, and its record
+DATA = ".data"  # root/.data/NAME/SERVICE: each service's {data} folder, kept across runs
 _BAD_HINT = (
     "The file is damaged or was written by another version of sandbox: read it, stop the "
     "processes it lists by hand (`sandbox ports` shows listeners), then delete its folder."
@@ -110,9 +112,10 @@ class ServiceRecord:
     """One started service: where it listens, its log, and its process (for `command`s)."""
 
     _KINDS: ClassVar = {
-        **dict.fromkeys(["name", "kind", "address", "url", "log"], _STR),
-        "port": _INT, "restarts": _INT,
+        **dict.fromkeys(["name", "kind", "address", "url", "log", "state"], _STR),
+        "port": _INT, "restarts": _INT, "max_restarts": _INT,
         "pid": (int, _NONE), "pgid": (int, _NONE), "start_time": (float, _NONE),
+        "exit_code": (int, _NONE), "job": (bool,),
     }  # fmt: skip
     name: str
     kind: str
@@ -124,6 +127,13 @@ class ServiceRecord:
     pgid: int | None = None
     start_time: float | None = None
     restarts: int = 0
+    # The service's life, kept current by the supervisor: starting, ready, exited,
+    # restarting, gave up, completed (a job that exited 0). `exit_code` is the last exit
+    # of a program (negative: the signal that killed it).
+    state: str = "starting"
+    exit_code: int | None = None
+    max_restarts: int = 0
+    job: bool = False
 
     @property
     def process(self) -> ProcessRef | None:
@@ -231,6 +241,59 @@ class StateDir:
         name no service can have: they start with a letter)."""
         return self.logs_dir / STUBS_LOG
 
+    @property
+    def last_run_dir(self) -> Path:
+        """Where the logs of the last run go when the sandbox is removed (`root/.last-run/NAME`)."""
+        return self.root / LAST_RUN / self.name
+
+    def data_dir(self, service: str) -> Path:
+        """`service`'s {data} folder, kept across runs (`root/.data/NAME/SERVICE`), created 0700."""
+        path = self.root / DATA / self.name / _check_name(service, "service")
+        private_dir(path)
+        check_private(path)
+        return path
+
+    def tmp_dir(self, service: str) -> Path:
+        """`service`'s {tmp} folder, inside the sandbox's folder: removed with it, created 0700."""
+        path = self.path / "tmp" / _check_name(service, "service")
+        private_dir(path)
+        check_private(path)
+        return path
+
+    def last_run(self) -> tuple[SandboxRecord, Path] | None:
+        """The record and logs folder of the last run, if one was kept. Raises StateError if
+        its record is unusable."""
+        folder = self.last_run_dir
+        if not os.path.lexists(folder / STATE_FILE):
+            return None
+        check_private(folder)
+        source = str(folder / STATE_FILE)
+        fd = open_private(folder / STATE_FILE, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as stream:
+            raw = stream.read(_MAX_RECORD + 1)
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _invalid(source, f"it cannot be read ({exc})") from exc
+        return SandboxRecord.from_json(data, source), folder
+
+    def _keep_last_run(self) -> None:
+        """Move `logs/` (with the record) to `last_run_dir`, replacing the run before: logs
+        outlive `down` and a failed `up`, and only one run's worth is ever kept."""
+        if not self.logs_dir.is_dir() or self.logs_dir.is_symlink():
+            return
+        dest = self.last_run_dir
+        private_dir(dest.parent)
+        check_private(dest.parent)
+        if os.path.lexists(dest):
+            if dest.is_symlink() or not dest.is_dir():
+                os.unlink(dest)
+            else:
+                shutil.rmtree(dest)
+        if self.state_file.is_file() and not self.state_file.is_symlink():
+            os.replace(self.state_file, self.logs_dir / STATE_FILE)
+        os.rename(self.logs_dir, dest)
+
     def write(
         self, record: SandboxRecord, *, _dump: Callable[[str, IO[str]], None] = _write_all
     ) -> None:
@@ -309,6 +372,7 @@ class StateDir:
                 hint="Remove it by hand if it really is a sandbox's state.",
             )
         try:
+            self._keep_last_run()
             shutil.rmtree(self.path)
         except FileNotFoundError:
             pass

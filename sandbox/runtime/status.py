@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,25 +12,72 @@ from sandbox.probe import ProbeResult, probe_all, probe_tcp
 from sandbox.proc.processes import is_alive
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir, list_sandboxes
 
+# The states in which a service is what it should be; any other makes `status` exit 5.
+GOOD_STATES = frozenset({"ready", "completed"})
+
+
+def exit_text(code: int | None) -> str:
+    """`code 3` or `signal 9, SIGKILL` for an exit status (negative: the signal)."""
+    if code is None:
+        return ""
+    if code >= 0:
+        return f"code {code}"
+    try:
+        return f"signal {-code}, {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+
 
 @dataclass(frozen=True)
 class ServiceStatus:
     record: ServiceRecord
-    probe: ProbeResult
+    probe: ProbeResult | None  # None for what has no port to probe (workers, jobs)
+    supervised: bool = True  # the supervisor lives, so the recorded state is current
+
+    @property
+    def state(self) -> str:
+        """The recorded life, checked against the live probe: a service recorded `ready`
+        whose port refuses is `not answering`; `stale` once the supervisor is gone."""
+        rec = self.record
+        if not self.supervised:
+            return "stale"
+        if rec.state == "ready" and self.probe is not None and not self.probe.ok:
+            return "not answering"
+        return rec.state
+
+    @property
+    def detail(self) -> str:
+        """The state in words: `exited (signal 9, SIGKILL)`, `restarting (1 of 3)`."""
+        rec, state = self.record, self.state
+        if state in ("exited", "gave up") and rec.exit_code is not None:
+            return f"{state} ({exit_text(rec.exit_code)})"
+        if state == "restarting" or (state == "starting" and rec.restarts):
+            return f"{state} ({rec.restarts + (state == 'restarting')} of {rec.max_restarts})"
+        return state
+
+    @property
+    def ok(self) -> bool:
+        return self.state in GOOD_STATES
 
     def to_json(self) -> dict[str, object]:
-        rec = self.record
+        rec, probe = self.record, self.probe
         return {
             "name": rec.name,
-            "kind": rec.kind,
+            "kind": "job" if rec.job else rec.kind,
             "address": rec.address,
             "port": rec.port,
             "url": rec.url,
             "pid": rec.pid,
             "restarts": rec.restarts,
-            "state": self.probe.state.value,
-            "reachable": self.probe.ok,
-            "latency_ms": self.probe.latency_ms,
+            "max_restarts": rec.max_restarts,
+            "state": self.state,
+            "detail": self.detail,
+            "exit_code": rec.exit_code,
+            "exit": exit_text(rec.exit_code) or None,
+            "ok": self.ok,
+            "probe": probe.state.value if probe is not None else None,
+            "reachable": probe.ok if probe is not None else self.ok,
+            "latency_ms": probe.latency_ms if probe is not None else None,
         }
 
 
@@ -45,6 +93,11 @@ class SandboxStatus:
         return self.record.status if self.alive else "stale"
 
     @property
+    def ok(self) -> bool:
+        """Every service is ready (or a job completed) and the supervisor lives."""
+        return self.alive and all(s.ok for s in self.services)
+
+    @property
     def uptime(self) -> float:
         return max(0.0, time.time() - self.record.started_at)
 
@@ -58,6 +111,7 @@ class SandboxStatus:
             "supervisor_pid": sup.pid if sup else None,
             "started_at": self.record.started_at,
             "uptime_s": round(self.uptime, 1),
+            "ok": self.ok,
             "control": self.record.control,  # the control API's URL (journal, verify, reset)
             "services": [s.to_json() for s in self.services],
         }
@@ -73,10 +127,12 @@ async def sandbox_status(state: StateDir, *, timeout: float = 1.0) -> SandboxSta
 
 async def status_of(record: SandboxRecord, *, timeout: float = 1.0) -> SandboxStatus:
     alive = record.supervisor is not None and is_alive(record.supervisor)
+    probed = [s for s in record.services if s.port and not s.job]
     results = await probe_all(
-        probe_tcp(s.address, s.port, timeout=timeout, target=s.name) for s in record.services
+        probe_tcp(s.address, s.port, timeout=timeout, target=s.name) for s in probed
     )
-    services = tuple(ServiceStatus(s, r) for s, r in zip(record.services, results, strict=True))
+    found = dict(zip((s.name for s in probed), results, strict=True))
+    services = tuple(ServiceStatus(s, found.get(s.name), alive) for s in record.services)
     return SandboxStatus(record=record, alive=alive, services=services)
 
 

@@ -183,7 +183,9 @@ def _log_event(event: Event) -> None:
 
 
 async def _supervise(args: argparse.Namespace) -> int:
+    from sandbox.runtime.requests import serve_restarts
     from sandbox.runtime.sandbox import Sandbox
+    from sandbox.runtime.state import StateDir
 
     ready_fd: int = args.ready_fd
     ready: list[str] = []
@@ -225,6 +227,8 @@ async def _supervise(args: argparse.Namespace) -> int:
             log_lines=False,
             request_log=args.request_log,
         )
+        # Before the start: a SIGUSR1 without a handler would end the supervisor.
+        serve_restarts(sandbox, StateDir(Path(args.state_root), sandbox.name))
         await sandbox.start()
     except SandboxError as exc:
         report({"ok": False, "error": error_to_json(exc)})

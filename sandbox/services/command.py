@@ -7,19 +7,23 @@ import asyncio
 import collections
 import contextlib
 import os
+import pty
 import re
 import shlex
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sandbox.errors import CommandConfigError, NotReadyError, SandboxError, TeardownError
 from sandbox.net.sockets import bind_listener
+from sandbox.proc.exits import wait_exit
 from sandbox.proc.marker import MARKER_ENV, own_marker
 from sandbox.proc.processes import (
     descendants,
+    orphaned_group,
     preexec_child,
     ref_for,
     signal_tree,
@@ -27,11 +31,9 @@ from sandbox.proc.processes import (
 )
 from sandbox.proc.ref import ProcessRef
 from sandbox.profile.models import CommandService
+from sandbox.profile.placeholders import PEER, TOKEN  # the grammar `validate` checks
 from sandbox.services.context import ServiceContext
 
-# `{{port}}` is a literal `{port}`; `${port}` is left to the shell; `{port}` is filled in.
-_TOKEN = re.compile(r"\{(\{[A-Za-z_][A-Za-z0-9_.\-]*\})\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
-_ATTRS = ("address", "port", "url", "name")
 BACKOFF_FIRST = 0.2  # seconds before the first restart, doubled for each one after it
 BACKOFF_CAP = 5.0
 TAIL_SHOWN = 10  # lines of output quoted when a program exits before it is ready
@@ -39,14 +41,19 @@ _DRAIN = 0.5  # how long an exit waits for the rest of the output (a grandchild 
 _LINE_LIMIT = 1 << 20
 _FORCE_POLL = 0.05  # how often a stop in its grace period looks for a force
 RestartHook = Callable[["Program"], None]
+ChangeHook = Callable[["Program"], None]
 
 
 def _values(ctx: ServiceContext) -> dict[str, str]:
-    values = {attr: str(getattr(ctx, attr)) for attr in _ATTRS}
+    values = {attr: str(getattr(ctx, attr)) for attr in PEER}
     for peer in ctx.peers.values():
-        for attr in _ATTRS:
+        for attr in PEER:
             values[f"services.{peer.name}.{attr}"] = str(getattr(peer, attr))
     values["python"] = sys.executable  # the interpreter sandbox runs on, for Python programs
+    if ctx.data_dir is not None:
+        values["data"] = str(ctx.data_dir)
+    if ctx.tmp_dir is not None:
+        values["tmp"] = str(ctx.tmp_dir)
     return values
 
 
@@ -65,23 +72,24 @@ def fill(text: str, ctx: ServiceContext, where: str) -> str:
             peers = ", ".join(sorted(ctx.peers)) or "none"
             raise CommandConfigError(
                 f"{where} has an unknown placeholder {{{key}}}: use {{address}}, {{port}}, "
-                f"{{url}}, {{name}} or {{services.NAME.address|port|url}} "
+                f"{{url}}, {{name}}, {{data}}, {{tmp}}, {{python}} or "
+                f"{{services.NAME.address|port|url}} "
                 f"(services: {peers}).",
                 "Write {{" + key + "}} for a literal {" + key + "}; ${VAR} is left to the shell.",
             )
         return values[key]
 
-    return _TOKEN.sub(one, text)
+    return TOKEN.sub(one, text)
 
 
-def render_command(run: str, ctx: ServiceContext) -> list[str]:
+def render_command(run: str, ctx: ServiceContext, *, where: str = "") -> list[str]:
     """Split `run` like a shell would, then fill the placeholders of each argument.
 
     Splitting first means a value can never add or break arguments; for pipes, `&` or
     `$VAR` write `sh -c '...'`. Raises CommandConfigError for an unknown placeholder, an
     unclosed quote or an empty command.
     """
-    where = f"services.{ctx.name}.run"
+    where = where or f"services.{ctx.name}.run"
     try:
         argv = shlex.split(run)
     except ValueError as exc:
@@ -95,8 +103,13 @@ def render_command(run: str, ctx: ServiceContext) -> list[str]:
 
 
 def render_env(spec: CommandService, ctx: ServiceContext, env: Mapping[str, str]) -> dict[str, str]:
-    """`env` with the service's own `env:` values laid over it, placeholders filled in."""
+    """`env` with the service's own `env:` values laid over it, placeholders filled in.
+
+    PYTHONUNBUFFERED=1 unless set: a Python program's output into a pipe would otherwise
+    wait in a buffer, and `ready.log` and the logs would see it late or never.
+    """
     out = dict(env)
+    out.setdefault("PYTHONUNBUFFERED", "1")
     for key, value in spec.env.items():
         out[key] = fill(value, ctx, f"services.{ctx.name}.env.{key}")
     return out
@@ -133,6 +146,7 @@ class Program:
         *,
         forced: Callable[[], bool] = lambda: False,
         on_restart: RestartHook | None = None,
+        on_change: ChangeHook | None = None,
     ) -> None:
         self.name = ctx.name
         self.ctx, self.argv, self.env, self.cwd = ctx, argv, env, cwd
@@ -143,9 +157,15 @@ class Program:
         self.stop_signal = signal.Signals[spec.stop_signal]
         self.stop_timeout = spec.stop_timeout
         self.restart, self.max_restarts = spec.restart, spec.max_restarts
+        self.job, self.tty = spec.job, spec.tty
+        self.lines_seen = 0  # output lines of every run so far (none: maybe block-buffered)
         self.restarts = 0
         self.start_time: float | None = None  # of the current process, as psutil reports it
-        self.forced, self.on_restart = forced, on_restart
+        self.forced, self.on_restart, self.on_change = forced, on_restart, on_change
+        # The program's life as `status` shows it: starting, ready (set by whoever probed
+        # it), exited, restarting, gave up. `exit_code` is the last exit (negative: signal).
+        self.state = "starting"
+        self.exit_code: int | None = None
         self._processes: list[asyncio.subprocess.Process] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = False  # the current process's exit and last output have been taken in
@@ -153,6 +173,10 @@ class Program:
         self._closing = False
         self._closed = asyncio.Event()
         self._restarting = asyncio.Lock()
+        self._mark = own_marker()
+        self._pty_transports: list[asyncio.ReadTransport] = []
+        self._asked: set[int] = set()  # pids stopped on purpose by restart_now()
+        self._exited_at = 0.0  # when the current process exited (wall clock, as psutil's)
 
     @property
     def process(self) -> asyncio.subprocess.Process:
@@ -183,22 +207,30 @@ class Program:
         code = self.process.returncode
         if self._failure is None and (code is None or not self._settled or self._may_restart(code)):
             return None
+        if self.job and code == 0 and self._failure is None:
+            return None  # a job that completed is what its readiness waits for
         how = self._failure or _how(code if code is not None else 0)
         if self.restarts:
             how += f" after {self.restarts} restart{'s' if self.restarts > 1 else ''}"
         last = "\n    ".join(self.tail) if self.tail else "(no output)"
+        if self.job:
+            return f"the job {how}; its last output:\n    {last}"
         return f"the program {how} before it was ready; its last output:\n    {last}"
 
     async def _spawn(self) -> None:
         # The mark lets `down` find this program (and what it starts) even if we die before
         # recording its pid; the parent-death signal is set before exec, in the child.
-        env = {**self.env, MARKER_ENV: own_marker()}
+        env = {**self.env, MARKER_ENV: self._mark}
+        # tty: true gives the program a pseudo-terminal for its output, so C stdio (and
+        # anything else that asks isatty) writes line by line instead of in blocks.
+        master, slave = pty.openpty() if self.tty else (None, None)
+        out: int = asyncio.subprocess.PIPE if slave is None else slave
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT if slave is None else slave,
                 env=env,
                 cwd=self.cwd,
                 start_new_session=True,
@@ -206,45 +238,91 @@ class Program:
                 limit=_LINE_LIMIT,
             )
         except OSError as exc:
+            if master is not None:
+                os.close(master)
             raise NotReadyError(
                 f"{self.name}: cannot start {self.argv[0]!r}: {exc.strerror or exc}.",
                 f"Check services.{self.name}.run: the program must exist, be executable and "
                 "be on PATH (or give its path, relative to `cwd`).",
             ) from None
+        finally:
+            if slave is not None:
+                os.close(slave)  # the program holds it now; EOF comes once it lets go
         ref = ref_for(process.pid)
         self.start_time = ref.start_time if ref else None
         self._processes.append(process)
         self._settled = False
-        reader = asyncio.create_task(self._pump(process))
+        self.log_matched.clear()  # readiness by log is the current process's
+        stream = process.stdout if master is None else await self._read_pty(master)
+        assert stream is not None
+        reader = asyncio.create_task(self._pump(stream))
         self._tasks += [reader, asyncio.create_task(self._watch(process, reader))]
 
-    async def _pump(self, process: asyncio.subprocess.Process) -> None:
+    async def _read_pty(self, master: int) -> asyncio.StreamReader:
+        loop = asyncio.get_running_loop()
+        stream = asyncio.StreamReader(limit=_LINE_LIMIT, loop=loop)
+        pipe = os.fdopen(master, "rb", buffering=0)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stream, loop=loop), pipe
+        )
+        self._pty_transports.append(transport)
+        return stream
+
+    async def _pump(self, stream: asyncio.StreamReader) -> None:
         """Copy the output, line by line, to the service's log; watch for `ready.log`."""
-        stream = process.stdout
-        assert stream is not None
         while True:
             try:
                 raw = await stream.readline()
             except ValueError:  # asyncio dropped a line longer than the limit
                 self.ctx.log(f"[sandbox] a line longer than {_LINE_LIMIT} bytes was skipped")
                 continue
+            except OSError:  # a pseudo-terminal says EIO once the program closed its side
+                return
             if not raw:
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.lines_seen += 1
             self.tail.append(line)
             self.ctx.log(line)
             if self.log_pattern is not None and self.log_pattern.search(line):
                 self.log_matched.set()
 
+    def set_state(self, state: str) -> None:
+        """Record a change of the program's life and tell `on_change`."""
+        if state == self.state:
+            return
+        self.state = state
+        if self.on_change is not None:
+            self.on_change(self)
+
     async def _watch(self, process: asyncio.subprocess.Process, reader: asyncio.Task[None]) -> None:
-        """Wait for the exit; restart after a backoff when the policy says so."""
-        code = await process.wait()
+        """Wait for the exit (of the process, not of its pipes); restart when the policy says so."""
+        code = await wait_exit(process)
+        self._exited_at = time.time()
+        self.exit_code = code
+        asked = self._closing or process.pid in self._asked  # down, `sandbox restart`
+        done = self.job and code == 0
+        again = not asked and self._may_restart(code)
+        if not asked:
+            # Said at once: `status` must not wait for output a grandchild may hold forever.
+            failed = self.restart == "on-failure" and code != 0
+            self.set_state(
+                "restarting"
+                if again
+                else "completed"
+                if done
+                else "gave up"
+                if failed
+                else "exited"
+            )
+        # The rest of the output, if it comes soon: a grandchild may hold the pipe for good.
         await asyncio.wait({reader}, timeout=_DRAIN)
         self._settled = True
-        if self._closing:
+        if asked:
             return
-        self.ctx.log(f"[sandbox] the program {_how(code)}")
-        if not self._may_restart(code):
+        said = "the job completed" if done else f"the program {_how(code)}"
+        self.ctx.log(f"[sandbox] {said}")
+        if not again:
             return
         async with self._restarting:
             delay = min(BACKOFF_FIRST * 2**self.restarts, BACKOFF_CAP)
@@ -262,19 +340,55 @@ class Program:
                 process.pid,
                 sig=self.stop_signal,
                 grace=self.stop_timeout,
+                extra=orphaned_group(process.pid, self._exited_at),
                 leader_start=self.start_time,
                 reap=False,
             )
             try:
-                check_port_free(self.ctx)
+                if self.ctx.port:
+                    check_port_free(self.ctx)
                 await self._spawn()
             except SandboxError as exc:
                 self._failure = f"{_how(code)} and could not be restarted ({exc.message})"
                 self.ctx.log(f"[sandbox] {self._failure}")
+                self.set_state("gave up")
                 return
             self.restarts += 1
+            self.state = "starting"
             if self.on_restart is not None:
                 self.on_restart(self)
+
+    async def restart_now(self) -> None:
+        """Stop the current process with its whole group (stop_signal, stop_timeout, SIGKILL)
+        and start it again, as `sandbox restart` asks. Not counted in `restarts`, which
+        counts crashes. Raises BindError if the port was taken meanwhile, NotReadyError if
+        the program cannot start, TeardownError if the old group survived SIGKILL.
+        """
+        async with self._restarting:
+            if self._closing:
+                return
+            process = self.process
+            self._asked.add(process.pid)
+            extra = descendants(process.pid, self.start_time)
+            survivors = await terminate_group(
+                process.pid,
+                sig=self.stop_signal,
+                grace=self.stop_timeout,
+                extra=extra,
+                leader_start=self.start_time,
+                reap=False,
+            )
+            if survivors:
+                pids = ", ".join(str(p) for p in survivors)
+                raise TeardownError(f"{self.name}: process(es) {pids} survived SIGKILL.")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wait_exit(process), timeout=5.0)
+            self.ctx.log("[sandbox] restarting, as asked")
+            self._failure = None
+            if self.ctx.port:
+                check_port_free(self.ctx)
+            await self._spawn()
+            self.state = "starting"
 
     async def close(self) -> None:
         """Stop signal to the whole group (and to descendants that left it), `stop_timeout`
@@ -290,6 +404,8 @@ class Program:
             pass
         process = self.process
         extra = descendants(process.pid, self.start_time)
+        if process.returncode is not None:  # we reaped the leader: what is left is ours
+            extra += orphaned_group(process.pid, self._exited_at)
         grace = 0.0 if self.forced() else self.stop_timeout
         stopping = asyncio.create_task(
             terminate_group(
@@ -315,7 +431,7 @@ class Program:
             )  # a cancelled close must not leave the group behind
             raise
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), timeout=5.0)
+            await asyncio.wait_for(wait_exit(process), timeout=5.0)
         await self._finish_tasks()
         if survivors:
             pids = ", ".join(str(p) for p in survivors)
@@ -337,6 +453,8 @@ class Program:
             transport = getattr(proc, "_transport", None)
             if transport is not None:
                 transport.close()
+        for pty_transport in self._pty_transports:
+            pty_transport.close()
 
 
 def _kill_now(pgid: int, start: float | None, extra: list[ProcessRef]) -> None:
@@ -351,6 +469,7 @@ async def start_command(
     forced: Callable[[], bool] = lambda: False,
     held: socket.socket | None = None,
     on_restart: RestartHook | None = None,
+    on_change: ChangeHook | None = None,
 ) -> Program:
     """Start the program in its own session and process group, dying with its parent on Linux.
 
@@ -370,6 +489,7 @@ async def start_command(
         _cwd(spec, ctx),
         forced=forced,
         on_restart=on_restart,
+        on_change=on_change,
     )
     if held is not None:
         held.close()

@@ -43,6 +43,8 @@ class ServiceContext:
     certificate: Path | None = None  # key + chain PEM for `tls: true` (made by the sandbox's CA)
     ca_bundle: Path | None = None  # the sandbox CA's certificate: proxies verify HTTPS peers
     log_requests: bool = True  # a log line per request (per connection and chunk for tcp)
+    data_dir: Path | None = None  # a command's {data}: kept across runs
+    tmp_dir: Path | None = None  # a command's {tmp}: removed when the sandbox goes down
 
 
 class StubServer(Protocol):

@@ -194,6 +194,13 @@ def test_bundled_profiles_come_up_and_go_down(cli: Cli, profile: str) -> None:
         assert s["port"] not in listening(s["address"])
 
 
+def test_status_of_a_sandbox_that_does_not_run_exits_5(cli: Cli) -> None:
+    done = cli("status", "ghost")
+    assert done.returncode == 5
+    assert 'sandbox "ghost" is not running' in done.stdout
+    assert cli("status").returncode == 0  # nothing runs, and nothing was asked for
+
+
 def test_down_of_nothing_says_so(cli: Cli) -> None:
     done = cli("down", "ghost")
     assert done.returncode == 0

@@ -20,9 +20,9 @@ from sandbox.io.importers.har_answers import REDACTED
 from sandbox.io.report import ImportResult
 from sandbox.io.write import profile_yaml, write_result
 from sandbox.profile.loader import load_profile_text
+from tests.io.helpers import check_golden
 
 SAMPLES = Path(__file__).parent / "samples" / "har"
-UPDATE = os.environ.get("SANDBOX_UPDATE_GOLDEN") == "1"
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ"
     "AAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -78,11 +78,7 @@ def _import(case: str) -> ImportResult:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_recording_matches_its_golden_profile(case: str) -> None:
-    text = profile_yaml(_import(case).profile)
-    golden = SAMPLES / f"{case}.profile.yaml"
-    if UPDATE:
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8")
+    check_golden(_import(case), SAMPLES / f"{case}.profile.yaml")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

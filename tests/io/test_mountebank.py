@@ -7,8 +7,6 @@ import json
 import re
 import socket
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import sandbox
 from sandbox.errors import ExitCode, SourceError
 from sandbox.io.importers.mountebank import import_mountebank
 from sandbox.services.http_routes import compile_path
-from tests.io.golden import check_golden, losses, write_runnable
+from tests.io.helpers import ask, check_golden, drain, losses, write_runnable
 
 SAMPLES = Path(__file__).parent / "samples" / "mountebank"
 EXPECTED = SAMPLES / "expected"
@@ -126,15 +124,6 @@ def test_an_ejs_template_is_refused_as_not_json(tmp_path: Path) -> None:
         import_mountebank(source)
 
 
-def _ask(url: str, method: str = "GET", body: bytes | None = None, **headers: str) -> Any:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def _converse(address: str, port: int, send: bytes, wanted: int) -> bytes:
     """Send bytes and read until `wanted` bytes came back, with a deadline."""
     deadline = time.monotonic() + 5
@@ -149,33 +138,28 @@ def _converse(address: str, port: int, send: bytes, wanted: int) -> bytes:
     return got
 
 
-def _drain(sock: socket.socket) -> None:
-    while sock.recv(1024):
-        pass
-
-
 def test_imported_imposters_answer_over_loopback(tmp_path: Path, spare_loopback: Any) -> None:
     result = import_mountebank(SAMPLES / "shop-imposters.json")
     profile = write_runnable(result, tmp_path / "mb" / "shop.yaml", spare_loopback(3))
     with sandbox.run(profile, state_root=tmp_path / "state") as sb:
         api = sb.url("customer-api")
-        created = [_ask(api + "/customers", "POST", b"<customer/>")[0] for _ in range(3)]
+        created = [ask(api + "/customers", "POST", b"<customer/>")[0] for _ in range(3)]
         assert created == [201, 400, 201], "responses cycle"
-        status, body = _ask(api + "/customers/7", Authorization="Basic eDp5")
+        status, _, body = ask(api + "/customers/7", Authorization="Basic eDp5")
         assert (status, json.loads(body)["id"]) == (200, 123)
-        assert _ask(api + "/customers/7") == (200, ""), "no stub matched: mountebank's default"
-        status, body = _ask(api + "/SEARCH?q=LAMP", Accept="application/json")
+        assert ask(api + "/customers/7")[0::2] == (200, ""), "no stub matched: mountebank's default"
+        status, _, body = ask(api + "/SEARCH?q=LAMP", Accept="application/json")
         assert json.loads(body)["results"][0] == "Desk lamp"
         order = json.dumps({"sku": "LAMP-1", "quantity": 2}).encode()
-        placed = [_ask(api + "/orders", "POST", order)[0] for _ in range(4)]
+        placed = [ask(api + "/orders", "POST", order)[0] for _ in range(4)]
         assert placed == [202, 202, 409, 202], "repeat, then the next, then around again"
-        assert _ask(api + "/admin/users", "DELETE") == (403, "read only")
+        assert ask(api + "/admin/users", "DELETE")[0::2] == (403, "read only")
         with socket.create_connection(
             (sb.address("customer-api"), sb.port("customer-api")), 5
         ) as s:
             s.sendall(b"GET /reset HTTP/1.1\r\nHost: x\r\n\r\n")
             with pytest.raises(ConnectionResetError):
-                _drain(s)
+                drain(s)
         ledger = (sb.address("ledger"), sb.port("ledger"))
         assert _converse(*ledger, b"PING\r\n", 6) == b"PONG\r\n"
         assert _converse(*ledger, b"balance acct-1\r\n", 7) == b"42.00\r\n"

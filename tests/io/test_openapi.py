@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -15,14 +14,14 @@ import pytest
 
 import sandbox
 from sandbox.errors import ExitCode, SourceError
-from sandbox.io.importers._common import MAX_SOURCE_BYTES
+from sandbox.io.importers._source import MAX_SOURCE_BYTES
 from sandbox.io.importers.openapi import import_openapi
 from sandbox.io.report import ImportResult
 from sandbox.io.write import profile_yaml
 from sandbox.profile.loader import load_profile_text
+from tests.io.helpers import check_golden
 
 SAMPLES = Path(__file__).parent / "samples" / "openapi"
-UPDATE = os.environ.get("SANDBOX_UPDATE_GOLDEN") == "1"
 
 A, D = "approximated", "dropped"
 CHECKED = (
@@ -80,11 +79,7 @@ def _import(case: str, seed: int = 0) -> ImportResult:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_sample_matches_its_golden_profile(case: str) -> None:
-    text = profile_yaml(_import(case).profile)
-    golden = SAMPLES / f"{case}.profile.yaml"
-    if UPDATE:
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8")
+    check_golden(_import(case), SAMPLES / f"{case}.profile.yaml")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

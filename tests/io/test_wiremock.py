@@ -7,8 +7,6 @@ import json
 import os
 import re
 import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import sandbox
 from sandbox.errors import ExitCode, SourceError
 from sandbox.io.importers.wiremock import import_wiremock
 from sandbox.services.http_routes import compile_path
-from tests.io.golden import check_golden, losses, write_runnable
+from tests.io.helpers import ask, check_golden, drain, losses, write_runnable
 
 SAMPLES = Path(__file__).parent / "samples" / "wiremock"
 EXPECTED = SAMPLES / "expected"
@@ -149,34 +147,20 @@ def test_bad_json_names_the_line_and_column(tmp_path: Path) -> None:
         import_wiremock(bad)
 
 
-def _ask(url: str, method: str = "GET", body: bytes | None = None, **headers: str) -> Any:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, dict(response.headers), response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read().decode()
-
-
-def _drain(sock: socket.socket) -> None:
-    while sock.recv(1024):
-        pass
-
-
 def test_imported_mappings_answer_over_loopback(tmp_path: Path, spare_loopback: Any) -> None:
     result = import_wiremock(SAMPLES / "shop")
     profile = write_runnable(result, tmp_path / "shop" / "shop.yaml", spare_loopback(1))
     with sandbox.run(profile, state_root=tmp_path / "state") as sb:
         base = sb.url("wiremock")
-        status, _, body = _ask(base + "/products")
+        status, _, body = ask(base + "/products")
         assert (status, json.loads(body)[1]["name"]) == (200, "Desk")
-        status, headers, body = _ask(base + "/products/42")
+        status, headers, body = ask(base + "/products/42")
         assert (status, headers["X-Product"], json.loads(body)["id"]) == (200, "42", "42")
-        status, _, body = _ask(base + "/search?q=lamp&page=1", Accept="Application/JSON")
+        status, _, body = ask(base + "/search?q=lamp&page=1", Accept="Application/JSON")
         assert (status, json.loads(body)["query"]) == (200, "lamp")
-        assert _ask(base + "/search?q=Lamp&page=1", Accept="application/json")[0] == 404
+        assert ask(base + "/search?q=Lamp&page=1", Accept="application/json")[0] == 404
         order = json.dumps({"customer": "c-42", "express": True, "items": [1]}).encode()
-        status, headers, body = _ask(
+        status, headers, body = ask(
             base + "/orders", "POST", order, **{"Content-Type": "application/json"}
         )
         assert (status, headers["Location"], json.loads(body)["customer"]) == (
@@ -185,16 +169,16 @@ def test_imported_mappings_answer_over_loopback(tmp_path: Path, spare_loopback: 
             "c-42",
         )
         assert (
-            _ask(base + "/orders", "POST", b"{}", **{"Content-Type": "application/json"})[0] == 422
+            ask(base + "/orders", "POST", b"{}", **{"Content-Type": "application/json"})[0] == 422
         )
-        status, _, body = _ask(base + "/")
+        status, _, body = ask(base + "/")
         assert status == 200
         assert "<h1>Shop</h1>" in body
-        assert _ask(base + "/api/v2/anything")[:1] == (503,)
+        assert ask(base + "/api/v2/anything")[:1] == (503,)
         with socket.create_connection((sb.address("wiremock"), sb.port("wiremock")), 5) as sock:
             sock.sendall(b"GET /broken HTTP/1.1\r\nHost: x\r\n\r\n")
             with pytest.raises(ConnectionResetError):
-                _drain(sock)
+                drain(sock)
 
 
 def test_values_the_profile_cannot_hold_are_reported_not_written(tmp_path: Path) -> None:

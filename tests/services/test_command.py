@@ -161,7 +161,18 @@ def test_a_run_line_that_cannot_be_split_is_a_profile_error(run: str, says: str)
 def test_env_values_take_placeholders_and_override_the_base() -> None:
     service = spec("prog", env={"DB": "{services.db.url}/0", "MODE": "test"})
     env = render_env(service, ctx_with_peers(), {"MODE": "prod", "SANDBOX_DB_PORT": "5432"})
-    assert env == {"MODE": "test", "SANDBOX_DB_PORT": "5432", "DB": "tcp://127.0.0.3:5432/0"}
+    assert env == {
+        "MODE": "test",
+        "SANDBOX_DB_PORT": "5432",
+        "DB": "tcp://127.0.0.3:5432/0",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def test_python_output_is_unbuffered_unless_the_profile_says_otherwise() -> None:
+    assert render_env(spec("prog"), ctx_with_peers(), {})["PYTHONUNBUFFERED"] == "1"
+    own = spec("prog", env={"PYTHONUNBUFFERED": ""})
+    assert render_env(own, ctx_with_peers(), {})["PYTHONUNBUFFERED"] == ""
 
 
 def test_an_unknown_placeholder_in_env_names_the_variable() -> None:

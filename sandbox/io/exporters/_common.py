@@ -14,8 +14,9 @@ import yaml
 
 from sandbox._version import __version__
 from sandbox.errors import SandboxError, StrictError
-from sandbox.io.report import Loss, LossKind
+from sandbox.io.report import Loss, LossLog
 from sandbox.net.addresses import allocate, default_pool
+from sandbox.profile.loader import load_profile
 from sandbox.profile.models import CommandService, HttpService, Profile, Service
 
 IMAGE = f"loopback-sandbox:{__version__}"
@@ -30,21 +31,11 @@ _LEFT = re.compile(r"\{\{[^}]*\bservices\b[^}]*\}\}")
 
 
 @dataclass
-class ExportResult:
+class ExportResult(LossLog):
     """The files an export wrote and everything that did not carry over exactly."""
 
     written: list[Path] = field(default_factory=list)
     losses: list[Loss] = field(default_factory=list)
-
-    def drop(self, location: str, what: str) -> None:
-        self.losses.append(Loss(location, LossKind.DROPPED, what))
-
-    def approximate(self, location: str, what: str) -> None:
-        self.losses.append(Loss(location, LossKind.APPROXIMATED, what))
-
-    @property
-    def lossless(self) -> bool:
-        return not self.losses
 
 
 @dataclass(frozen=True)
@@ -128,7 +119,7 @@ def _ports(
     used = {(hosts[n], s.port) for n, s in profile.services.items() if s.port != "auto"}
     ports: dict[str, int] = {}
     for name, spec in profile.services.items():
-        if spec.port != "auto":
+        if isinstance(spec.port, int):
             ports[name] = spec.port
             continue
         port = DEFAULT_PORT
@@ -272,6 +263,21 @@ ENV container=oci
 ENTRYPOINT ["sandbox"]
 CMD ["up", "{PROFILE_DIR}/profile.yaml", "--container-listen"]
 """
+
+
+def begin_export(
+    profile_path: Path, out_dir: Path, *, strict: bool
+) -> tuple[Profile, ExportResult, list[Exported]]:
+    """Load and plan the export of a profile, and write the `Dockerfile` all its stubs run.
+
+    Raises ProfileNotFound / ProfileError for a profile that does not load, StrictError
+    (nothing written) when `strict` and anything does not carry over exactly.
+    """
+    profile = load_profile(str(profile_path))
+    result = ExportResult()
+    services = plan_export(profile, result, strict=strict)
+    write_text(out_dir / "Dockerfile", dockerfile(), result)
+    return profile, result, services
 
 
 def write_text(path: Path, text: str, result: ExportResult) -> None:

@@ -11,13 +11,11 @@ from sandbox.io.exporters._common import (
     PROFILE_DIR,
     Exported,
     ExportResult,
-    dockerfile,
-    plan_export,
+    begin_export,
     write_text,
 )
 from sandbox.io.write import profile_yaml
 from sandbox.net.addresses import format_hostport
-from sandbox.profile.loader import load_profile
 
 COMPOSE_FILE = "compose.yaml"
 
@@ -28,11 +26,8 @@ def export_compose(profile_path: Path, out_dir: Path, *, strict: bool = False) -
     Raises ProfileNotFound / ProfileError for a profile that does not load, StrictError
     (nothing written) when `strict` and anything does not carry over exactly.
     """
-    profile = load_profile(str(profile_path))
-    result = ExportResult()
-    services = plan_export(profile, result, strict=strict)
+    profile, result, services = begin_export(profile_path, out_dir, strict=strict)
     doc = compose_document(profile.name, services)
-    write_text(out_dir / "Dockerfile", dockerfile(), result)
     for svc in services:
         write_text(out_dir / svc.host / "profile.yaml", svc.profile_text, result)
         for rel, content in svc.files.items():

@@ -13,11 +13,9 @@ from sandbox.io.exporters._common import (
     PROFILE_DIR,
     Exported,
     ExportResult,
-    dockerfile,
-    plan_export,
+    begin_export,
     write_text,
 )
-from sandbox.profile.loader import load_profile
 
 MANIFESTS_FILE = "kubernetes.yaml"
 # An init container waits for each dependency: its Service answers only once the pods behind
@@ -42,11 +40,8 @@ def export_k8s(profile_path: Path, out_dir: Path, *, strict: bool = False) -> Ex
     Raises ProfileNotFound / ProfileError for a profile that does not load, StrictError
     (nothing written) when `strict` and anything does not carry over exactly.
     """
-    profile = load_profile(str(profile_path))
-    result = ExportResult()
-    services = plan_export(profile, result, strict=strict)
+    profile, result, services = begin_export(profile_path, out_dir, strict=strict)
     docs = manifests(profile.name, services)
-    write_text(out_dir / "Dockerfile", dockerfile(), result)
     header = (
         f"# Exported from the sandbox profile `{profile.name}`: one ConfigMap, Deployment and\n"
         "# Service per stub. Services are ClusterIP only; reach one from this machine with\n"

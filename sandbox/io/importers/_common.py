@@ -1,62 +1,13 @@
-"""What the openapi and har importers share: reading a bounded source, names, template-safe text."""
+"""What the importers share besides reading the source: names, pointers, template-safe text."""
 
 from __future__ import annotations
 
-import json
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
-from sandbox.errors import SourceError
-
-MAX_SOURCE_BYTES = 20 * 1024 * 1024
 _NAME_CHARS = re.compile(r"[^a-z0-9_-]+")
 _TEMPLATE_START = re.compile(r"\{(?=[{%#])")
-
-
-def read_source(source: Path, what: str, *, limit: int = MAX_SOURCE_BYTES) -> bytes:
-    """The bytes of `source`, refused unless it is a regular file of at most `limit` bytes.
-
-    Raises SourceError. The size is checked before and while reading, so a file that
-    grows (or a FIFO posing as a file) cannot make the import read without bound.
-    """
-    try:
-        info = source.stat()
-    except OSError as exc:
-        raise SourceError(
-            f"cannot read the {what} {source}: {exc.strerror or exc}.",
-            "check the path",
-        ) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise SourceError(f"the {what} {source} is not a regular file.", "give the path of a file")
-    if info.st_size > limit:
-        raise SourceError(
-            f"the {what} {source} is {info.st_size} bytes, over the import limit of {limit}.",
-            "split it, or import a smaller export",
-        )
-    try:
-        with source.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise SourceError(f"cannot read the {what} {source}: {exc.strerror or exc}.") from None
-    if len(data) > limit:
-        raise SourceError(f"the {what} {source} grew past the import limit of {limit} bytes.")
-    return data
-
-
-def parse_json(data: bytes, source: Path, what: str) -> Any:
-    """JSON text to data; raises SourceError naming the line and column of the problem."""
-    try:
-        return json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"the {what} {source} is not UTF-8 text ({exc.reason}).") from None
-    except json.JSONDecodeError as exc:
-        raise SourceError(
-            f"{source}:{exc.lineno}:{exc.colno}: the {what} is not valid JSON: {exc.msg}."
-        ) from None
-    except RecursionError:
-        raise SourceError(f"the {what} {source} is nested too deeply to read.") from None
 
 
 def slug(text: str, fallback: str) -> str:
@@ -67,6 +18,11 @@ def slug(text: str, fallback: str) -> str:
     if not name[0].isalpha():
         name = f"{fallback}-{name}"
     return name[:63].rstrip("-_")
+
+
+def profile_name(source: Path, fallback: str) -> str:
+    """A valid profile name from a file or folder name (`My Stubs.json` -> `my-stubs`)."""
+    return slug(source.stem if source.suffix else source.name, fallback)
 
 
 def unique(name: str, taken: set[str]) -> str:
@@ -101,9 +57,8 @@ def literal_json(value: Any) -> Any:
 
 
 def pointer(*parts: object) -> str:
-    """A JSON pointer from parts (`paths`, `/pets/{id}`, `get`) -> `#/paths/~1pets~1{id}/get`."""
-    escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-    return "#/" + "/".join(escaped)
+    """A JSON pointer from parts (`paths`, `/pets/{id}`, `get`) -> `/paths/~1pets~1{id}/get`."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def as_map(value: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,16 @@ from typing import Any
 from sandbox.errors import SourceError
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024  # a whole source (all files read) may not exceed this
-_NAME_RUN = re.compile(r"[^a-z0-9_-]+")
+_MIB = 1024 * 1024
+
+
+def _subject(shown: str, what: str) -> str:
+    """How a message names the source: `the HAR file shop.har`, or just the path."""
+    return f"the {what} {shown}" if what else shown
+
+
+def _limit_text(limit: int) -> str:
+    return f"{limit // _MIB} MiB" if limit % _MIB == 0 else f"{limit} bytes"
 
 
 class Budget:
@@ -21,30 +29,45 @@ class Budget:
         self.limit = limit
         self.left = limit
 
-    def read(self, path: Path, shown: str) -> bytes:
+    def read(self, path: Path, shown: str, what: str = "") -> bytes:
         """The bytes of a regular file, charged to the budget.
 
-        Raises SourceError when the file is not a regular file or the budget runs out.
+        Raises SourceError when the file cannot be read, is not a regular file, or the budget
+        runs out. The size is checked before and while reading, so a file that grows (or a FIFO
+        posing as a file) cannot make the import read without bound.
         """
+        subject = _subject(shown, what)
         kind = file_kind(path)
+        if kind == "missing" or kind.startswith("unreadable"):
+            raise SourceError(f"cannot read {subject}: it is {kind}.", hint="Check the path.")
         if kind != "file":
             raise SourceError(
-                f"{shown} is {kind}, not a regular file.",
-                hint="Point the import at a JSON file or a folder of them.",
+                f"{subject} is {kind}, not a regular file.",
+                hint="Give the path of a regular file.",
             )
-        size = path.stat().st_size
-        if size > self.left:
-            raise SourceError(
-                f"{shown} would take the source over the {self.limit // (1024 * 1024)} MiB "
-                "an import reads.",
-                hint="Import a smaller set of files.",
-            )
-        with path.open("rb") as handle:
-            data = handle.read(self.left + 1)
+        try:
+            size = path.stat().st_size
+            if size > self.left:
+                raise SourceError(
+                    f"{subject} is {size} bytes: it would take the source over the import "
+                    f"limit of {_limit_text(self.limit)}.",
+                    hint="Split it, or import a smaller set of files.",
+                )
+            with path.open("rb") as handle:
+                data = handle.read(self.left + 1)
+        except OSError as exc:
+            raise SourceError(f"cannot read {subject}: {exc.strerror or exc}.") from None
         if len(data) > self.left:  # the file grew while we read it
-            raise SourceError(f"{shown} grew past the import size limit while read.")
+            raise SourceError(
+                f"{subject} grew past the import limit of {_limit_text(self.limit)} while read."
+            )
         self.left -= len(data)
         return data
+
+
+def read_source(source: Path, what: str, *, limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """The bytes of a one-file source (`what` names it in messages); see `Budget.read`."""
+    return Budget(limit).read(source, str(source), what)
 
 
 def file_kind(path: Path) -> str:
@@ -66,20 +89,26 @@ def file_kind(path: Path) -> str:
     return "a device"
 
 
-def parse_json(data: bytes, shown: str) -> Any:
-    """JSON from bytes; raises SourceError naming FILE:LINE:COL of a syntax error."""
+def parse_json(data: bytes, shown: str, what: str = "") -> Any:
+    """JSON from bytes; raises SourceError naming FILE:LINE:COL of a syntax error.
+
+    With `what` (`HAR file`) the messages also say what kind of source it is.
+    """
+    subject = _subject(shown, what)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SourceError(f"{shown} is not UTF-8 text (byte {exc.start}).") from None
+        raise SourceError(
+            f"{subject} is not UTF-8 text (byte {exc.start}: {exc.reason})."
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SourceError(
-            f"{shown}:{exc.lineno}:{exc.colno} is not valid JSON: {exc.msg}."
-        ) from None
+        where = f"{shown}:{exc.lineno}:{exc.colno}"
+        where = f"{where}: the {what}" if what else where
+        raise SourceError(f"{where} is not valid JSON: {exc.msg}.") from None
     except RecursionError:
-        raise SourceError(f"{shown} is nested too deeply to read.") from None
+        raise SourceError(f"{subject} is nested too deeply to read.") from None
 
 
 def require_source(source: Path) -> str:
@@ -91,17 +120,3 @@ def require_source(source: Path) -> str:
             hint="Check the path.",
         )
     return kind
-
-
-def profile_name(source: Path, fallback: str) -> str:
-    """A valid profile name from a file or folder name (`My Stubs.json` -> `my-stubs`)."""
-    stem = source.stem if source.suffix else source.name
-    name = _NAME_RUN.sub("-", stem.lower()).strip("-_")
-    if not name or not name[0].isalpha():
-        name = f"{fallback}-{name}" if name else fallback
-    return name[:63].rstrip("-_")
-
-
-def pointer(*parts: object) -> str:
-    """A JSON pointer (`/request/bodyPatterns/0`) with `~` and `/` escaped."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)

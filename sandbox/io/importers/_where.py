@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.io.importers._source import pointer
+from sandbox.io.importers._common import pointer
 from sandbox.io.report import ImportResult
 
 

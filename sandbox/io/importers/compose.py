@@ -101,6 +101,7 @@ class _Importer(ComposeContext):
         super().__init__(source, interpolate)
         self.doc = doc
         self.services: dict[str, dict[str, Any]] = doc["services"]
+        self.jobs: set[str] = set()  # waited on with service_completed_successfully
 
     def run(self) -> ImportResult:
         name = self.doc.get("name")
@@ -124,6 +125,9 @@ class _Importer(ComposeContext):
         for cname, spec in self.services.items():
             for pname in self.replicas[cname]:
                 self.result.profile["services"][pname] = self._service(cname, pname, spec)
+        for cname in self.jobs:
+            for pname in self.replicas[cname]:
+                self._as_job(self.result.profile["services"][pname])
         # Replicas repeat their service's losses word for word: keep each once.
         self.result.losses = list(dict.fromkeys(self.result.losses))
         if self.interpolate.unset:
@@ -216,6 +220,19 @@ class _Importer(ComposeContext):
                 if 1 <= int(found.group(1)) <= 65535:
                     self.targets[cname].add(int(found.group(1)))
                     break
+
+    @staticmethod
+    def _as_job(service: dict[str, Any]) -> None:
+        """A service others wait on with service_completed_successfully: a `job` that must
+        exit 0 before they start. Its completion is its readiness, so no other check."""
+        if service.get("kind") != "command":
+            return
+        service["job"] = True
+        service.pop("ready", None)
+        service.pop("restart", None)
+        service.pop("max_restarts", None)
+        if service.get("port") == "auto":
+            service["port"] = "none"
 
     def _service(self, cname: str, pname: str, spec: dict[str, Any]) -> dict[str, Any]:
         found = exported_stub(self.source.parent, spec)
@@ -318,13 +335,7 @@ class _Importer(ComposeContext):
                     "only started (a profile's dependency always waits for readiness)",
                 )
             elif cond == "service_completed_successfully":
-                self.result.approximate(
-                    f"{where}/{dep}",
-                    f"service_completed_successfully: the profile cannot "
-                    f"wait for `{dep}` to finish; it waits until it is ready, and a program "
-                    "that exits before it is ready stops the sandbox: run that job before "
-                    "`sandbox up`, or make it a long-running program",
-                )
+                self.jobs.add(dep)  # a one-shot job: dependents start once it exits 0
         return deps
 
     def _ready(self, cname: str, spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -14,6 +14,8 @@ _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6,
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "::"}
 # Programs whose health check amounts to "the port accepts connections".
 _TCP_LIKE = {"pg_isready", "redis-cli", "mysqladmin", "nc", "mongosh", "mongo", "cqlsh"}
+_URL_HOST = re.compile(r"[a-z][a-z0-9+.-]*://\[?([^/\]:?#\s'\"]*)")
+_LOCAL_WORD = re.compile(r"(?<![\w.:-])(localhost|127\.0\.0\.1|0\.0\.0\.0)(?![\w.-])")
 DEFAULTS = {"interval": 30.0, "timeout": 30.0, "retries": 3, "start_period": 0.0}
 
 
@@ -97,13 +99,21 @@ def readiness(check: Mapping[str, Any]) -> Readiness:
             "expecting 200 (the check's program, and a success on other statuses, are not kept); "
             f"the deadline {timeout} is start_period + retries x interval",
         )
+    command = _command_readiness(argv, timeout)
+    if command is not None:
+        return command
     if words and words[0].rsplit("/", 1)[-1] in _TCP_LIKE:
         return Readiness(
             {"tcp": True, "timeout": timeout},
             f"`{' '.join(words)}` became a TCP connect to the service's own port "
-            "(a protocol-level check is not kept)",
+            "(a protocol-level check is not kept: it names no local host to point at the "
+            "service's address)",
         )
-    return _command_readiness(argv, timeout)
+    return Readiness(
+        None,
+        f"the health check runs `{shlex.join(argv)}`, which names no local host to point at "
+        "the service's address; the default TCP check is used",
+    )
 
 
 def _sandbox_probe(target: str, timeout: str) -> Readiness:
@@ -118,13 +128,25 @@ def _sandbox_probe(target: str, timeout: str) -> Readiness:
     return Readiness({"tcp": True, "timeout": timeout}, None, exact=True)
 
 
-def _command_readiness(argv: list[str], timeout: str) -> Readiness:
-    # The profile has no `ready: {command: ...}` yet; once it does, this is the one place that
-    # changes: return Readiness({"command": shlex.join(argv), "timeout": timeout}, None).
+def _command_readiness(argv: list[str], timeout: str) -> Readiness | None:
+    """A health check that names a local host runs as `ready: {command: ...}` on the
+    machine, pointed at the service's own address (inside a container `localhost` is the
+    service itself): a protocol check such as `redis-cli -h localhost ping` sees what a TCP
+    connect cannot (redis still LOADING). None when it names no local host, or any other
+    host: a readiness check never reaches beyond this machine."""
+    text = " ".join(argv)
+    if any(host not in _LOCAL_HOSTS for host in _URL_HOST.findall(text)):
+        return None
+    literal = [word.replace("{", "{{").replace("}", "}}") for word in argv]
+    words = [_LOCAL_WORD.sub("{address}", word) for word in literal]
+    if words == literal:
+        return None
+    command = shlex.join(words)
+    needs = "its programs" if argv[0] == "sh" else f"`{argv[0]}`"
     return Readiness(
-        None,
-        f"the health check runs `{shlex.join(argv)}`, which the profile's ready checks "
-        "(http, tcp, log) cannot express; the default TCP check is used",
+        {"command": command, "timeout": timeout},
+        f"the health check `{shlex.join(argv)}` runs on the machine as `{command}`, with the "
+        f"service's own address where the container said localhost; it needs {needs} here",
     )
 
 

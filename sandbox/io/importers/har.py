@@ -11,11 +11,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from sandbox.errors import SourceError
 from sandbox.io.importers._common import (
     MALFORMED,
-    parse_json,
-    read_source,
     slug,
     unique,
 )
+from sandbox.io.importers._source import parse_json, read_source
 from sandbox.io.importers.har_answers import REDACTED, build_answer, secret_query
 from sandbox.io.report import ImportResult
 
@@ -58,7 +57,7 @@ def import_har(source: Path, *, keep_secrets: bool = False) -> ImportResult:
     SourceError (exit code 3) when the file is missing, not a regular file, over the size
     limit, not JSON, or has no `log.entries` list.
     """
-    doc = parse_json(read_source(source, "HAR file"), source, "HAR file")
+    doc = parse_json(read_source(source, "HAR file"), str(source), "HAR file")
     log = doc.get("log") if isinstance(doc, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import SourceError
+from sandbox.io.importers._common import profile_name
 from sandbox.io.importers._mountebank_imposters import http_routes, tcp_spec
 from sandbox.io.importers._source import (
     Budget,
     parse_json,
-    profile_name,
     require_source,
 )
 from sandbox.io.importers._where import Where

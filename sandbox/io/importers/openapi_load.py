@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from sandbox.errors import SourceError
-from sandbox.io.importers._common import parse_json, read_source
+from sandbox.io.importers._source import parse_json, read_source
 
 MAX_NODES = 2_000_000  # YAML aliases can make a small file expand into a huge tree
 _SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser, where libyaml is there
@@ -19,7 +19,7 @@ def load_document(source: Path) -> dict[str, Any]:
     """The document at `source` as JSON-like data. Raises SourceError saying where."""
     data = read_source(source, "OpenAPI document")
     if data.lstrip()[:1] in (b"{", b"["):
-        doc = parse_json(data, source, "OpenAPI document")
+        doc = parse_json(data, str(source), "OpenAPI document")
     else:
         try:
             doc = yaml.load(data.decode("utf-8-sig"), Loader=_SAFE)

@@ -179,7 +179,7 @@ def operations(
     """
     found: list[Operation] = []
     for path, item in as_map(doc.get("paths")).items():
-        item_where = pointer("paths", path)
+        item_where = "#" + pointer("paths", path)
         item = resolver.deref(item, item_where)
         if not isinstance(item, dict) or path.startswith("x-"):
             continue
@@ -194,7 +194,7 @@ def operations(
             op = item.get(method)
             if not isinstance(op, dict):
                 continue
-            where = pointer("paths", path, method)
+            where = "#" + pointer("paths", path, method)
             try:
                 found.append(_operation(doc, version, resolver, prefix, path, item, method, op))
             except MALFORMED as exc:
@@ -216,7 +216,7 @@ def _operation(
     method: str,
     op: dict[str, Any],
 ) -> Operation:
-    item_where, where = pointer("paths", path), pointer("paths", path, method)
+    item_where, where = "#" + pointer("paths", path), "#" + pointer("paths", path, method)
     operation = Operation(method.upper(), prefix + path, where)
     operation.callbacks = bool(op.get("callbacks"))
     shared = as_list(item.get("parameters"))

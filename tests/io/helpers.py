@@ -1,9 +1,12 @@
-"""Golden-file helpers for importer tests: compare, or rewrite with SANDBOX_UPDATE_GOLDEN=1."""
+"""Helpers the import/export tests share: golden files (rewrite them with
+SANDBOX_UPDATE_GOLDEN=1), runnable imported profiles, and asking their stubs."""
 
 from __future__ import annotations
 
 import os
 import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +50,22 @@ def http(address: str, port: int, request: bytes, timeout: float = 5.0) -> bytes
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def ask(
+    url: str, method: str = "GET", body: bytes | None = None, **headers: str
+) -> tuple[int, dict[str, str], str]:
+    """One HTTP request: the status, headers and text of the answer, errors included."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read().decode()
+
+
+def drain(sock: socket.socket) -> None:
+    """Read until the peer closes (a stub's fault answers end the connection)."""
+    while sock.recv(1024):
+        pass
