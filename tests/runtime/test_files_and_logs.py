@@ -3,8 +3,10 @@ their own socket folders, logs that outlive the run, and capped log files."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from sandbox.errors import NotReadyError
 from sandbox.runtime.logwriter import LogWriter
+from sandbox.runtime.manage import read_logs
 from sandbox.runtime.state import STUBS_LOG, StateDir
 from tests.netns import netns_json
 from tests.runtime.conftest import StartSandbox
@@ -72,6 +75,34 @@ async def test_logs_outlive_the_run_and_a_failed_up(
     log = (kept[1] / "app.log").read_text()
     assert "broken-config" in log, "the failed run's log replaced the one before"
     assert "hello-from-app" not in log
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return bytes(answer.read())
+
+
+async def test_logs_of_a_stub_outlive_the_run_in_the_shared_log(
+    start_sandbox: StartSandbox, spare_loopback: Any, tmp_path: Path
+) -> None:
+    address = str(spare_loopback(1)[0])
+    app = {"run": f"{SERVE} --say hello-from-app"}
+    stub = {
+        "kind": "http",
+        "address": address,
+        "routes": [{"path": "/hi", "response": {"body": "hi"}}],
+    }
+    sb = await start_sandbox(_profile(address, app=app, api=stub))
+    assert await asyncio.to_thread(_get, sb.url("api") + "/hi") == b"hi"
+    await sb.stop()
+    root = tmp_path / "state"
+    api = list(read_logs(root, "files", "api", tail=50, follow=False))
+    assert any("/hi" in line for _, line in api), api
+    assert {svc for svc, _ in api} == {"api"}
+    assert not any(line.startswith("api ") for _, line in api), "the tag is taken out"
+    own = list(read_logs(root, "files", "app", tail=50, follow=False))
+    assert any("hello-from-app" in line for _, line in own), own
+    assert not any("/hi" in line for _, line in own)
 
 
 def test_a_full_log_is_rotated_once(tmp_path: Path) -> None:
