@@ -3,6 +3,8 @@
 Usage: python bench/bare_aiohttp.py LAUNCHED_WALL PORT ADDRESS [ADDRESS ...]
 One aiohttp app, one TCPSite per address, no probing. Prints one JSON line once every
 site listens; with BARE_SERVE=1 it then serves until its stdin closes (for the load test).
+With BARE_UPSTREAM=URL every request is forwarded there through one aiohttp ClientSession
+(the control for a proxy route): the same work a hand-written aiohttp proxy does.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+from typing import Any  # noqa: E402
 
 
 async def main(launched: float, port: int, addresses: list[str]) -> None:
@@ -28,9 +31,21 @@ async def main(launched: float, port: int, addresses: list[str]) -> None:
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    upstream = os.environ.get("BARE_UPSTREAM")
+    session: Any = None
+
+    async def forward(request: web.Request) -> web.Response:
+        async with session.request(request.method, upstream + request.path_qs) as answer:
+            body = await answer.read()
+            return web.Response(status=answer.status, body=body)
+
     t1 = time.perf_counter()
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", hello)
+    app.router.add_route("*", "/{tail:.*}", hello if upstream is None else forward)
+    if upstream is not None:
+        from aiohttp import ClientSession
+
+        session = ClientSession()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     ports = []
@@ -57,6 +72,8 @@ async def main(launched: float, port: int, addresses: list[str]) -> None:
             await loop.run_in_executor(None, sys.stdin.read)
     finally:
         await runner.cleanup()
+        if session is not None:
+            await session.close()
 
 
 if __name__ == "__main__":

@@ -52,10 +52,11 @@ class Row:
     higher_is_better: bool = False
     control: str | None = None  # the key of the row measuring the same thing bare, here
     note: str = ""
+    failed: str = ""  # why there is no figure (e.g. the case did not start)
 
     @property
     def median(self) -> float:
-        return statistics.median(self.values)
+        return statistics.median(self.values) if self.values else float("nan")
 
 
 def use_bytecode_cache() -> str:
@@ -92,9 +93,15 @@ def sandbox_cmd() -> list[str]:
 
 def stubs_profile(name: str, count: int, port: int | str, pool: str = POOL) -> dict[str, Any]:
     """A profile dict (as the YAML would be) of `count` HTTP stubs, all `address: auto`."""
-    route = {"path": "/", "response": {"body": "ok"}}
+    # A new route dict per service: shared ones would be dumped as YAML aliases, which a
+    # profile may use only so much (profile limits), and a hand-written profile has none.
     services = {
-        f"s{i:02d}": {"kind": "http", "address": "auto", "port": port, "routes": [route]}
+        f"s{i:02d}": {
+            "kind": "http",
+            "address": "auto",
+            "port": port,
+            "routes": [{"path": "/", "response": {"body": "ok"}}],
+        }
         for i in range(count)
     }
     return {"name": name, "pool": pool, "services": services}

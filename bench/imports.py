@@ -9,11 +9,11 @@ from typing import Any
 from common import BENCH_DIR, REPO_DIR, Row, child_json, sandbox_cmd, timed_run
 
 HEAVY = ("aiohttp", "psutil", "pydantic", "yaml", "jinja2")
-HELP_CODE = "import sys; sys.argv = ['sandbox', '--help']; from sandbox.cli import main; main()"
+HELP_CODE = "import sys; sys.argv = ['sandbox', '--help']; from sandbox.quick import main; main()"
 START_CODE = (
     "import sandbox.api, sandbox.services.http, sandbox.profile.loader, sandbox.runtime.supervisor"
 )
-DOWN_CODE = "import sandbox.cli, sandbox.runtime.manage"
+DOWN_CODE = "import sandbox.quick, sandbox.runtime.manage, sandbox.output.lifecycle"
 # What a supervisor imports, in dependency order, so each step shows what it adds.
 RSS_STEPS = (
     "asyncio", "aiohttp.web", "pydantic", "sandbox.profile.models", "psutil",

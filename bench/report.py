@@ -21,6 +21,12 @@ def fmt(value: float, unit: str) -> str:
         return f"{value:.1f} MiB"
     if unit == "req/s":
         return f"{value / 1000:.1f}k"
+    if unit == "KiB":
+        return f"{value:.1f} KiB"
+    if unit == "×":
+        return f"{value:.2f}×"
+    if unit == "B":
+        return f"{value / 1000:.1f} kB" if value >= 1000 else f"{value:.0f} B"
     return f"{value:g} {unit}"
 
 
@@ -33,7 +39,7 @@ def _ratio(value: float, ref: float, higher_is_better: bool) -> str:
 
 
 def ratio_text(row: Row) -> str:
-    if row.ref is None:
+    if row.ref is None or not row.values:
         return "–"
     text = _ratio(row.median, row.ref, row.higher_is_better)
     if row.unit == "s" and row.ref_label.startswith("bare aiohttp"):
@@ -44,7 +50,7 @@ def ratio_text(row: Row) -> str:
 
 def control_text(row: Row, by_key: dict[str, Row]) -> str:
     control = by_key.get(row.control or "")
-    if control is None:
+    if control is None or not row.values or not control.values:
         return "–"
     return _ratio(row.median, control.median, row.higher_is_better)
 
@@ -57,6 +63,9 @@ def figures_table(rows: list[Row]) -> str:
         "| --- | ---: | ---: | ---: | --- | --- | --- |",
     ]
     for row in rows:
+        if not row.values:
+            lines.append(f"| {row.label} | fails | – | 0 | {row.ref_label or '–'} | – | – |")
+            continue
         spread = f"{fmt(min(row.values), row.unit)} – {fmt(max(row.values), row.unit)}"
         lines.append(
             f"| {row.label} | {fmt(row.median, row.unit)} | {spread} | {len(row.values)} "
@@ -66,7 +75,9 @@ def figures_table(rows: list[Row]) -> str:
 
 
 def notes(rows: list[Row]) -> str:
-    return "\n".join(f"- *{row.label}*: {row.note}" for row in rows if row.note)
+    return "\n".join(
+        f"- *{row.label}*: {row.note or row.failed}" for row in rows if row.note or row.failed
+    )
 
 
 def machine_table(info: dict[str, str]) -> str:
@@ -80,7 +91,7 @@ def imports_section(details: dict[str, Any]) -> str:
     titles = {
         "help": "`sandbox --help`",
         "down": "what `sandbox status` and `sandbox down` load "
-        "(`sandbox.cli`, `sandbox.runtime.manage`)",
+        "(`sandbox down` now: `sandbox.quick`, `sandbox.runtime.manage`; `status` adds typer)",
         "start": "what a supervisor loads before its 50 stubs serve (`sandbox.api`, "
         "`services.http`, `profile.loader`, `runtime.supervisor`)",
     }

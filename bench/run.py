@@ -24,15 +24,18 @@ try:
 except ImportError:
     sys.exit("bench/run.py needs the package installed: run it with .venv/bin/python")
 
+import far
 import imports
 import load
+import probes
+import scale
 import startup
 from common import Row, machine, use_bytecode_cache, warm_bytecode
 from loadgen import have_wrk
 from report import document, figures_table, notes, write_results
 from startup import Case
 
-SECTIONS = ("api", "bare", "cli", "load", "help")
+SECTIONS = ("api", "bare", "cli", "scale", "load", "far", "probes", "help")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +55,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default=",".join(SECTIONS), help=f"comma-separated: {','.join(SECTIONS)}"
     )
-    parser.add_argument("--quick", action="store_true", help="3 runs, 1 load run of 3 s")
+    parser.add_argument(
+        "--scale-runs", type=int, default=3, help="runs per size of the N-scaling curve (3)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="3 runs, 1 per size, 1 load run of 3 s"
+    )
     parser.add_argument("--write", action="store_true", help="record the run in RESULTS.md")
     parser.add_argument(
         "--no-pyc-cache",
@@ -63,6 +71,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.warm, args.load_runs, args.duration = 3, 2, 1, 3.0
+        args.scale_runs = 1
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.only) - set(SECTIONS)
     if unknown:
@@ -115,11 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         names = ", ".join(name for name in starts if name in args.only)
         _say(f"start-up: {args.runs} interleaved runs of {names}")
         rows += _interleaved([make() for make in chosen])
+    if "scale" in args.only:
+        _say(f"scaling: up -d and bare aiohttp at N = {scale.COUNTS}, {args.scale_runs} runs")
+        rows += scale.scaling(args.scale_runs)
+    tool = "wrk" if args.loadgen == "auto" and have_wrk() else args.loadgen
+    tool = "python" if tool == "auto" else tool
     if "load" in args.only:
-        tool = "wrk" if args.loadgen == "auto" and have_wrk() else args.loadgen
-        tool = "python" if tool == "auto" else tool
         _say(f"load: {args.load_runs} x {args.duration:g} s per server with {tool}")
         rows += load.one_stub_load(args.duration, args.load_runs, tool)
+    if "far" in args.only:
+        _say(f"300 stubs: the 1st and the 300th, {args.load_runs} x {args.duration:g} s each")
+        rows += far.far_stub_load(args.duration, args.load_runs, tool)
+    if "probes" in args.only:
+        _say(f"sandbox probe: {probes.TARGETS} targets, {args.runs} runs")
+        rows += probes.probe_many(args.runs)
     if "help" in args.only:
         _say("--help and imports")
         found, details = imports.help_time(10)

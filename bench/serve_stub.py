@@ -2,13 +2,15 @@
 
 Usage: python bench/serve_stub.py   (the profile comes as JSON on the first stdin line)
 Prints one JSON line with the stub's URL once it is ready, then serves until stdin closes.
-Set against `sandbox up -d`, it shows what the detached supervisor's logging costs.
+Set against `sandbox up -d`, it shows what the detached supervisor's logging costs; with
+BENCH_UVLOOP=1 it runs on uvloop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 
@@ -24,4 +26,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if os.environ.get("BENCH_UVLOOP") == "1":  # the same stub on uvloop's event loop
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -157,11 +157,12 @@ def bare_start(runs: int) -> Case:
 
 
 @contextmanager
-def state_env() -> Iterator[tuple[Path, dict[str, str]]]:
-    """A private temp dir and SANDBOX_STATE_DIR; whatever is still up there is downed on exit."""
+def state_env(**extra: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A private temp dir and SANDBOX_STATE_DIR (and `extra` variables); whatever is still
+    up there is downed on exit."""
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         root = Path(tmp)
-        env = {**os.environ, "SANDBOX_STATE_DIR": str(root / "state")}
+        env = {**os.environ, "SANDBOX_STATE_DIR": str(root / "state"), **extra}
         try:
             yield root, env
         finally:
@@ -219,6 +220,8 @@ def _supervisor_alone(
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         line = pipe.readline()  # EOF if it dies; it gives up by itself after --wait-timeout
+        while line.startswith(b'{"progress"'):  # one per service ready, before the ready line
+            line = pipe.readline()
     took = time.perf_counter() - t0
     if not line or not json.loads(line).get("ok"):
         child.kill()

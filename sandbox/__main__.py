@@ -1,6 +1,6 @@
 """`python -m sandbox` runs the command line."""
 
-from sandbox.cli import main
+from sandbox.quick import main
 
 # Named `sandbox`, not `python -m sandbox`: help, usage and the shell completion script
 # then match the installed command.

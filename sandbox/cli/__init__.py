@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import typer
 
 from sandbox.errors import ExitCode, SandboxError, UsageError
 from sandbox.output import Printer
+from sandbox.quick import quiet_pipe
 
 if TYPE_CHECKING:
     from sandbox.profile.models import Profile
@@ -113,19 +113,6 @@ def report(exc: SandboxError, as_json: bool) -> None:
             printer().error(exc)
     except BrokenPipeError:
         quiet_pipe()
-
-
-def quiet_pipe() -> int:
-    """stdout's reader is gone (EPIPE): point stdout at /dev/null so the interpreter's last
-    flush does not complain, and return the exit code for it (141, as for SIGPIPE)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    finally:
-        os.close(devnull)
-    return int(ExitCode.BROKEN_PIPE)
 
 
 @app.callback()

@@ -53,6 +53,13 @@ def up(
     name: Annotated[
         str | None, typer.Option("--name", help="Run under another name (default: the profile's).")
     ] = None,
+    no_request_log: Annotated[
+        bool,
+        typer.Option(
+            "--no-request-log",
+            help="No log line per request for any stub (also: SANDBOX_REQUEST_LOG=0).",
+        ),
+    ] = False,
     json_: JsonOpt = False,
     container_listen: Annotated[
         bool,
@@ -71,6 +78,7 @@ def up(
     """
     from sandbox.profile.models import parse_duration
     from sandbox.runtime.manage import up_detached
+    from sandbox.runtime.supervisor import request_log_default
 
     try:
         timeout = parse_duration(wait_timeout)
@@ -79,9 +87,12 @@ def up(
     bind = container_mode(detach) if container_listen else None
     loaded = load(profile)
     strategy = conflict_strategy(on_conflict)
+    request_log = not no_request_log and request_log_default()
     out = printer()
     if not detach:
-        code = foreground(loaded, name, state_root(), strategy, timeout, out, json_, bind)
+        code = foreground(
+            loaded, name, state_root(), strategy, timeout, out, json_, bind, request_log=request_log
+        )
         if code:
             raise typer.Exit(code)
         return
@@ -93,6 +104,7 @@ def up(
             state_root=state_root(),
             on_conflict=strategy,
             wait_timeout=timeout,
+            request_log=request_log,
             on_progress=bar.update,
         )
     finally:
@@ -144,12 +156,16 @@ def foreground(
     out: Printer,
     json_: bool,
     bind: Binder | None = None,
+    *,
+    request_log: bool = True,
 ) -> int:
     """Run the sandbox here, streaming logs, until SIGINT / SIGTERM / SIGHUP; return the code:
     0 after `down` from elsewhere, 130 after SIGINT, 128 + the signal's number otherwise."""
     import asyncio
 
-    return asyncio.run(_foreground(profile, name, root, strategy, wait_timeout, out, json_, bind))
+    return asyncio.run(
+        _foreground(profile, name, root, strategy, wait_timeout, out, json_, bind, request_log)
+    )
 
 
 async def _foreground(
@@ -161,6 +177,7 @@ async def _foreground(
     out: Printer,
     json_: bool,
     bind: Binder | None,
+    request_log: bool,
 ) -> int:
     import asyncio
 
@@ -193,6 +210,7 @@ async def _foreground(
         foreground=True,
         # Container mode swaps how sockets are bound, nothing else.
         bind=bind or bind_all,
+        request_log=request_log,
     )
     loop = asyncio.get_running_loop()
 
@@ -343,25 +361,11 @@ def down(
     Exit 0 when everything is gone (or nothing was running: it says so), 6 when something
     survived.
     """
-    import asyncio
+    from sandbox.quick import down_command  # shared with the typer-free fast path
 
-    from sandbox.runtime.manage import down_many, sandbox_name
-
-    if (name is None) == (not all_):
-        raise UsageError(
-            "name a sandbox, or pass --all (not both).", "`sandbox status` lists them."
-        )
-    if name is not None:
-        name = sandbox_name(state_root(), name)
-    reports = asyncio.run(down_many(state_root(), None if all_ else name, grace=grace))
-    out = printer()
-    if json_:
-        gone = {"not_running": name} if name is not None and not reports else {}
-        out.json({"sandboxes": [r.to_json() for r in reports], **gone})
-    else:
-        view.down_reports(out, reports, name)
-    if any(not r.clean for r in reports):
-        raise typer.Exit(int(ExitCode.TEARDOWN_INCOMPLETE))
+    code = down_command(name, all_, grace, json_, printer())
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -52,8 +52,15 @@ async def probe_targets(
     results = await probe_all(jobs)
     if any(r.state is ProbeState.REFUSED for r in results):
         listeners = table() if table is not None else read_table(protocols=("tcp",))
+        # Grouped by port once: a thousand refusals must not each scan the whole table.
+        by_port: dict[int, list[Listener]] = {}
+        for listener in listeners:
+            by_port.setdefault(listener.port, []).append(listener)
         quoted: set[int] = set()
-        results = [explain_refused(r, listeners, quoted) for r in results]
+        results = [
+            explain_refused(r, by_port.get(r.port, []), quoted) if r.port is not None else r
+            for r in results
+        ]
     return results
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import gc
 import ipaddress
 import os
 import re
 import types
 import typing
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -51,8 +53,36 @@ def load_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None =
     return _load_file(find_profile(ref, search=search))
 
 
+# libyaml's parser, when PyYAML was built with it: about 5x faster on a large profile.
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Without the cycle collector: a large profile is tens of thousands of new objects, none
+    of them garbage yet, which it would walk again and again (40 % of loading 3000 services)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_profile_text(text: str, source: str = "<string>") -> Profile:
     """Load a profile from YAML text; `source` names it in messages. Raises ProfileError."""
+    with _no_gc():
+        return _load_text(text, source)
+
+
+def _load_text(text: str, source: str) -> Profile:
+    if _FAST_LOADER is not None:
+        try:
+            data, tree = parse(text, source, _FAST_LOADER)
+            return _validate(data, tree, source)
+        except ProfileError:
+            pass  # every problem is reported as the pure-Python loader words and places it
     data, tree = parse(text, source)
     return _validate(data, tree, source)
 

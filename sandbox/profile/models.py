@@ -379,6 +379,7 @@ class HttpService(ServiceBase):
         default_factory=list,
         description="Variables of sandbox's environment that templates may read as env.NAME.",
     )
+    log_requests: bool = Field(True, description="Write a line per request to the service's log.")
 
 
 class TcpService(ServiceBase):
@@ -387,6 +388,9 @@ class TcpService(ServiceBase):
     kind: Literal["tcp"]
     tcp: TcpSpec = Field(default_factory=TcpSpec)
     journal: JournalSpec = Field(default_factory=JournalSpec)
+    log_requests: bool = Field(
+        True, description="Write a line per connection and per chunk to the service's log."
+    )
 
 
 class CommandService(ServiceBase):

@@ -196,12 +196,17 @@ class Tree:
         return self.values[path]
 
 
-def parse(text: str, source: str) -> tuple[Any, Tree]:
-    """YAML `text` as plain data and its Tree of nodes. Raises ProfileError (with FILE:LINE:COL)."""
+def parse(
+    text: str, source: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
+) -> tuple[Any, Tree]:
+    """YAML `text` as plain data and its Tree of nodes. Raises ProfileError (with FILE:LINE:COL).
+
+    `loader_class` may be libyaml's CSafeLoader: the same nodes and marks, parsed in C.
+    """
     check_text_size(text, source)
     loader = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = loader_class(text)
         node = loader.get_single_node()
         if node is None:
             need = "a profile needs at least `name:` and `services:`"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import SandboxError, UsageError
-from sandbox.runtime.state import StateDir, list_sandboxes
+from sandbox.runtime.state import STUBS_LOG, StateDir, list_sandboxes
 from sandbox.runtime.status import sandbox_status
 from sandbox.runtime.teardown import DownReport, down
 
@@ -25,23 +25,29 @@ def up_detached(
     state_root: Path,
     on_conflict: OnConflict,
     wait_timeout: float,
+    request_log: bool = True,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Start a supervisor in its own session; return the sandbox's status once it is ready,
-    with `moves`: what --on-conflict moved. `on_progress` hears of each service ready."""
+    """Start a supervisor in its own session; return the sandbox's status once it is ready
+    (as the supervisor's readiness probes found it: nothing is probed twice), with
+    `moves`: what --on-conflict moved. `on_progress` hears of each service ready."""
     from sandbox.runtime.supervisor import spawn
 
     if profile.source is None:
         raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
     sandbox_name = name or profile.name
     ready = spawn(
-        profile.source,
+        profile,
         name=sandbox_name,
         state_root=state_root,
         on_conflict=on_conflict,
         wait_timeout=wait_timeout,
+        request_log=request_log,
         on_progress=on_progress,
     )
+    found = ready.get("status")
+    if isinstance(found, dict):
+        return {**found, "moves": ready.get("moves", [])}
     status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
     if status is None:
         raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
@@ -113,27 +119,73 @@ def read_logs(
             f'sandbox "{name}" has no service "{service}" (services: {", ".join(names)}).'
         )
     chosen = [service] if service else names
-    handles = {}
+    # A record names each service's log in the live folder; a kept run's are in `folder`.
+    paths = {
+        s.name: folder / (Path(s.log).name if s.log else state.log_path(s.name).name)
+        for s in record.services
+    }
+    files: dict[Path, _LogFile] = {}
     for svc in chosen:
-        path = folder / state.log_path(svc).name
-        if not path.exists():
-            continue
-        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
-        handles[svc] = handle
-        lines = handle.read().splitlines()
-        for line in lines[-tail:] if tail > 0 else []:
-            yield svc, line
+        path = paths[svc]
+        if path not in files and path.exists():
+            files[path] = _LogFile(path, shared=path.name == STUBS_LOG)
     try:
-        while follow and handles:
+        # The last `tail` lines of each service, service after service.
+        for svc in chosen:
+            log = files.get(paths[svc])
+            if log is not None:
+                lines = log.backlog(svc)
+                for line in lines[-tail:] if tail > 0 else []:
+                    yield svc, line
+        wanted = set(chosen)
+        while follow and files:
             quiet = True
-            for svc, handle in handles.items():
-                for line in handle.readlines():
-                    quiet = False
-                    yield svc, line.rstrip("\n")
+            for log in files.values():
+                for svc, line in log.new_lines():
+                    if svc in wanted:
+                        quiet = False
+                        yield svc, line
             if quiet:
                 if state.read() is None:
                     return
                 time.sleep(0.2)  # polling a file for new lines; not a readiness signal
     finally:
-        for handle in handles.values():
-            handle.close()
+        for log in files.values():
+            log.close()
+
+
+class _LogFile:
+    """One open log: a service's own, or the stubs' shared one whose lines carry the name
+    after the time stamp (`12:00:01 api GET / 200 0.3ms`), which `sandbox logs` removes."""
+
+    def __init__(self, path: Path, *, shared: bool) -> None:
+        self.shared = shared
+        self.service = "" if shared else path.stem
+        self.handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._read: dict[str, list[str]] | None = None
+        self._last = ""  # the service of the previous line of a shared file
+
+    def _split(self, line: str) -> tuple[str, str]:
+        if not self.shared:
+            return self.service, line
+        stamp, _, rest = line.partition(" ")
+        name, _, text = rest.partition(" ")
+        if name and name[0].isalpha():
+            self._last = name
+            return name, f"{stamp} {text}"
+        return self._last, line  # a continuation of the line before (a line break in it)
+
+    def backlog(self, service: str) -> list[str]:
+        """Every line of `service` so far (the file is read once for all its services)."""
+        if self._read is None:
+            self._read = {}
+            for line in self.handle.read().splitlines():
+                svc, text = self._split(line)
+                self._read.setdefault(svc, []).append(text)
+        return self._read.get(service if self.shared else self.service, [])
+
+    def new_lines(self) -> list[tuple[str, str]]:
+        return [self._split(line.rstrip("\n")) for line in self.handle.readlines()]
+
+    def close(self) -> None:
+        self.handle.close()

@@ -123,3 +123,11 @@ def open_log(path: Path) -> IO[str]:
     check_private(path.parent)
     fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+
+
+def open_log_fd(path: Path) -> int:
+    """`path` (a log in a state folder) opened for appending, links never followed: the
+    descriptor (for the shared log writer, which batches its own writes)."""
+    private_dir(path.parent)
+    check_private(path.parent)
+    return open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)

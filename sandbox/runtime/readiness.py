@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -81,8 +82,10 @@ def readiness(running: RunningService, wait_timeout: float, ca_bundle: Path | No
             lambda: probe_http(address, port, path, expect_status=status, timeout=timeout, tls=tls),
             timeout,
         )
-    if spec.kind == "http" and (ready is None or not ready.tcp):
+    if spec.kind == "http" and running.pid != os.getpid() and (ready is None or not ready.tcp):
         return Check(lambda: probe_http(address, port, "/", timeout=timeout, tls=tls), timeout)
+    # An in-process stub serves on the socket this process bound and listens before serve()
+    # returns: one connect proves the listener, an HTTP exchange adds nothing.
     return Check(lambda: probe_tcp(address, port, timeout=timeout), timeout)
 
 

@@ -40,6 +40,8 @@ from sandbox.runtime.events import (
     ServiceStopped,
     ignore,
 )
+from sandbox.runtime.logwriter import LogWriter
+from sandbox.runtime.private import open_log_fd
 from sandbox.runtime.reload import ReloadReport, open_channel, swap_stubs
 from sandbox.runtime.retry import plan_and_bind
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
@@ -49,10 +51,12 @@ from sandbox.runtime.stubs import StubRegistry, loopback_only
 from sandbox.services.context import Peer, ServiceContext, StubServer
 
 if TYPE_CHECKING:
-    from sandbox.runtime.logfile import CappedLog
     from sandbox.services.command import Program
 
 StopTrigger = Callable[[], Awaitable[object]]
+# Readiness probes in flight at once: a thousand at once on one loop starve the stubs that
+# must answer them (3000 stubs were "not ready within 10 s").
+PROBE_LIMIT = 64
 CONTROL = "(control API)"  # the control API's socket among the held ones
 
 
@@ -132,10 +136,16 @@ class Sandbox(StubAccess):
         emit: Emit = ignore,
         table_reader: Callable[[], SocketTable] = read_table,
         foreground: bool = True,
+        log_lines: bool = True,
+        request_log: bool = True,
         bind: Callable[[Sequence[tuple[Any, int, str]]], list[socket.socket]] = bind_all,
         control_address: str | None = "127.0.0.1",
     ) -> None:
+        """`log_lines=False`: no LogLine event per log line (the detached supervisor shows
+        none); `request_log=False`: no log line per request for any stub (see `log_requests`)."""
         self.profile = profile
+        self.log_lines = log_lines
+        self.request_log = request_log
         # The one seam of container mode: sandbox.io.container's binder listens on the
         # container's interface; every other step (plan, probes on the planned address) stays.
         self._bind_all = bind
@@ -155,7 +165,9 @@ class Sandbox(StubAccess):
         self._table_reader = table_reader
         self._state = StateDir(state_root, self.name) if state_root else None
         self._stack: AsyncExitStack | None = None
-        self._logs: dict[str, CappedLog] = {}
+        self._logs = LogWriter(opener=open_log_fd)
+        self._probe_gate = asyncio.Semaphore(PROBE_LIMIT)
+        self._stops: list[tuple[int, RunningService, Callable[[], Awaitable[None]]]] = []
         self._rechecks: set[asyncio.Task[None]] = set()  # readiness after a restart
         self._gone = False  # the state folder was removed: nothing may recreate it
         self._scratch: Path | None = None  # {data} and {tmp} when nothing is recorded
@@ -223,7 +235,10 @@ class Sandbox(StubAccess):
             if control_sock is not None:
                 await self._start_control(stack, control_sock)
             self._write_record("starting")
+            stack.push_async_callback(self._stop_services)
             await self._start_all(stack, t0)
+            # Ready means `sandbox logs` shows every service: its log exists, lines written.
+            await self._logs.drained()
             self.stubs.reset()  # readiness probes are not what a test wants to verify
             self._write_record("running")
             await self._open_reload_channel(stack)
@@ -309,7 +324,9 @@ class Sandbox(StubAccess):
                 _sock=sock,
             )
             if self._state is not None:
-                running.log_path = self._state.log_path(planned.name)
+                stub = planned.kind != "command"  # one file for all stubs: fewer files to make
+                state = self._state
+                running.log_path = state.stubs_log if stub else state.log_path(planned.name)
             self.services[planned.name] = running
 
     def _certify(self, stack: AsyncExitStack) -> None:
@@ -423,6 +440,7 @@ class Sandbox(StubAccess):
             counter=self._journal_counter,
             certificate=self.authority.certificates.get(running.name) if self.authority else None,
             ca_bundle=self.ca_bundle,
+            log_requests=self.request_log and getattr(running.planned.spec, "log_requests", True),
         )
         spec = running.planned.spec
         if spec.kind == "command":
@@ -438,7 +456,7 @@ class Sandbox(StubAccess):
                 on_restart=lambda program: self._restarted(running, program),
                 on_change=lambda program: self._changed(running, program),
             )
-            stack.push_async_callback(self._stopped, running, program.close)
+            self._on_stop(running, program.close)
             running.program = program
             running.max_restarts = program.max_restarts if program.restart != "no" else 0
             running.pid, running.pgid = program.pid, program.pgid
@@ -453,7 +471,7 @@ class Sandbox(StubAccess):
         running.server, running.ctx = server, ctx
         self.stubs.add(server)
         running.pid = os.getpid()
-        stack.push_async_callback(self._stopped, running, server.close)
+        self._on_stop(running, server.close)
 
     def _folders(self, stack: AsyncExitStack, service: str) -> tuple[Path, Path]:
         """{data} and {tmp} of a command service. Recorded sandboxes keep {data} in the state
@@ -483,6 +501,29 @@ class Sandbox(StubAccess):
         running.state, running.exit_code = program.state, program.exit_code
         self._write_record(self._status)
 
+    def _on_stop(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
+        self._stops.append((self._level(running.name), running, close))
+
+    def _level(self, name: str) -> int:
+        """0 for a service without dependencies, else one more than its deepest dependency."""
+        deps = self.services[name].planned.spec.depends_on
+        return 1 + max(map(self._level, deps)) if deps else 0
+
+    async def _stop_services(self) -> None:
+        """Stop what started: the deepest dependents first, each level's services at once
+        (a thousand stubs stop in one round, not one after the other)."""
+        stops, self._stops = self._stops, []
+        for level in sorted({lvl for lvl, _, _ in stops}, reverse=True):
+            batch = [(running, close) for lvl, running, close in stops if lvl == level]
+            outcomes = await asyncio.gather(
+                *((running.close or close)() for running, close in batch),
+                return_exceptions=True,
+            )
+            for (running, _), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                self.emit(ServiceStopped(running.name))
+
     async def _ready_again(self, running: RunningService, program: Program) -> None:
         """After a restart of a program that was ready: `ready` again once it answers."""
         try:
@@ -494,11 +535,6 @@ class Sandbox(StubAccess):
             program.state = running.state = "ready"
             running.log(f"[sandbox] ready again: {result.detail}")
             self._write_record(self._status)
-
-    async def _stopped(self, running: RunningService, close: Callable[[], Awaitable[None]]) -> None:
-        # A stub restarted by `sandbox restart` is closed through its current server.
-        await (running.close or close)()
-        self.emit(ServiceStopped(running.name))
 
     async def restart(self, names: Sequence[str]) -> dict[str, ProbeResult]:
         """Restart the named services, one after the other, each until ready again; the
@@ -554,9 +590,13 @@ class Sandbox(StubAccess):
     async def _wait_ready(self, running: RunningService) -> ProbeResult:
         from sandbox.runtime.readiness import readiness
 
+        async def gated(probe: Awaitable[ProbeResult]) -> ProbeResult:
+            async with self._probe_gate:
+                return await probe
+
         check = readiness(running, self.wait_timeout, self.ca_bundle)
         result = await wait_ready(
-            check.probe,
+            lambda: gated(check.probe()),
             timeout=check.timeout,
             interval=check.interval,
             max_interval=check.max_interval,
@@ -603,25 +643,37 @@ class Sandbox(StubAccess):
     # -- logs and state -----------------------------------------------------------------
 
     def _logger(self, running: RunningService) -> Callable[[str], None]:
-        from sandbox.runtime.logfile import CappedLog
-
-        stream: CappedLog | None = None
+        write = None
         if running.log_path is not None:
-            stream = CappedLog(running.log_path)  # in a checked folder, links not followed
-            self._logs[running.name] = stream
+            shared = running.kind != "command"
+            write = self._logs.open(running.log_path, running.name if shared else None)
         name, emit = running.name, self.emit
+        if emit is ignore or not self.log_lines:  # nobody streams them: the file is all
+            return write if write is not None else _discard
 
         def log(line: str) -> None:
-            if stream is not None and not stream.closed:
-                stream.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+            if write is not None:
+                write(line)
             emit(LogLine(name, line))
 
         return log
 
     def _close_logs(self) -> None:
-        for stream in self._logs.values():
-            stream.close()
-        self._logs.clear()
+        self._logs.close()
+
+    def record(self) -> SandboxRecord:
+        """What the state folder holds about this sandbox now."""
+        return SandboxRecord(
+            name=self.name,
+            profile=self.profile.name,
+            profile_path=self.profile.source,
+            supervisor=ref_for(os.getpid()),
+            started_at=self.started_at or time.time(),
+            status=self._status,  # type: ignore[arg-type]
+            services=tuple(s.record() for s in self.services.values()),
+            foreground=self.foreground,
+            control=self.control_url,
+        )
 
     def _remove_state(self) -> None:
         self._gone = True  # a late change (a restart answered while stopping) writes nothing
@@ -632,19 +684,7 @@ class Sandbox(StubAccess):
         self._status = status
         if self._state is None or self._gone:
             return
-        me = ref_for(os.getpid())
-        record = SandboxRecord(
-            name=self.name,
-            profile=self.profile.name,
-            profile_path=self.profile.source,
-            supervisor=me,
-            started_at=self.started_at or time.time(),
-            status=status,  # type: ignore[arg-type]
-            services=tuple(s.record() for s in self.services.values()),
-            foreground=self.foreground,
-            control=self.control_url,
-        )
-        self._state.write(record)
+        self._state.write(self.record())
 
     def _get(self, service: str) -> RunningService:
         try:
@@ -654,6 +694,10 @@ class Sandbox(StubAccess):
             raise SandboxError(
                 f'sandbox "{self.name}" has no service "{service}" (services: {known}).'
             ) from None
+
+
+def _discard(line: str) -> None:
+    """Where a line goes when there is neither a log file nor a listener."""
 
 
 def _portless(planned: PlannedService) -> bool:

@@ -1,9 +1,11 @@
 """The detached supervisor: a process in its own session that hosts a sandbox until told to stop.
 
-`spawn()` starts it and waits on a pipe for one JSON line: ready (with what --on-conflict
-moved), or the error that stopped it (after it tore down what it had started). Progress
-lines (`{"progress": ...}`, one per service ready) may come first.
-`python -m sandbox.runtime.supervisor` is the child side.
+`spawn()` starts it, hands it the profile the CLI already validated (pickled, on its stdin:
+the supervisor neither parses nor validates it again) and waits on a pipe for one JSON line:
+ready (with the status of every service and what --on-conflict moved), or the error that
+stopped it (after it tore down what it had started). Progress lines (`{"progress": ...}`,
+one per service ready) may come first. `python -m sandbox.runtime.supervisor` is the child
+side; given `--profile PATH` instead of `--profile-stdin` it loads the file itself.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
+import pickle
 import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import SandboxError, error_from_json, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
@@ -29,17 +33,32 @@ from sandbox.runtime.private import check_private, open_private, private_dir
 
 log = logging.getLogger("sandbox.supervisor")
 
+if TYPE_CHECKING:
+    from sandbox.profile.models import Profile
+    from sandbox.runtime.sandbox import Sandbox
+
+# Environment switch for every stub's request log (same as `--no-request-log`).
+REQUEST_LOG_ENV = "SANDBOX_REQUEST_LOG"
+
+
+def request_log_default() -> bool:
+    """False when $SANDBOX_REQUEST_LOG is 0, no, off or false; True otherwise."""
+    return os.environ.get(REQUEST_LOG_ENV, "1").strip().lower() not in {"0", "no", "off", "false"}
+
 
 def spawn(
-    profile_path: str,
+    profile: Profile | str,
     *,
     name: str,
     state_root: Path,
     on_conflict: str,
     wait_timeout: float,
+    request_log: bool = True,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, object]:
-    """Start a supervisor and return its ready message; raise the error it reported.
+    """Start a supervisor for `profile` (validated, loaded from a file; or the path of a
+    profile file, which it then loads itself) and return its ready message, which holds
+    the status of every service; raise the error it reported.
 
     Before that line, the supervisor reports each service that became ready; `on_progress`
     receives those reports ({"ready": n, "total": m, "service": name}).
@@ -51,21 +70,31 @@ def spawn(
     check_private(log_dir)
     cmd = [
         sys.executable, "-m", "sandbox.runtime.supervisor",
-        "--profile", profile_path, "--name", name, "--state-root", str(state_root),
+        *(["--profile", profile] if isinstance(profile, str) else ["--profile-stdin"]),
+        "--name", name, "--state-root", str(state_root),
         "--on-conflict", on_conflict, "--wait-timeout", str(wait_timeout),
         "--ready-fd", str(write_fd),
     ]  # fmt: skip
+    if not request_log:
+        cmd.append("--no-request-log")
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     with os.fdopen(open_private(log_dir / "supervisor.log", flags), "ab") as log:
         proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if isinstance(profile, str) else subprocess.PIPE,
             stdout=log,
             stderr=log,
             pass_fds=(write_fd,),
             start_new_session=True,
         )
     os.close(write_fd)
+    if proc.stdin is not None:
+        try:
+            # The child reads it all before anything else, so this cannot block for long.
+            proc.stdin.write(pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL))
+            proc.stdin.close()
+        except BrokenPipeError:  # it died at once; the empty ready line below says so
+            pass
     deadline = time.monotonic() + wait_timeout + 15.0
     try:
         lines = _read_lines(read_fd, deadline=deadline)
@@ -122,6 +151,28 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join("  " + line for line in text.splitlines()[-lines:])
 
 
+def _read_profile(args: argparse.Namespace) -> Profile:
+    if args.profile_stdin:
+        # Validated by the CLI that spawned us, which wrote it on our stdin (a pipe only it
+        # holds): unpickling makes the same models without parsing or validating again.
+        profile: Profile = pickle.loads(sys.stdin.buffer.read())
+        return profile
+    from sandbox.profile.loader import load_profile
+
+    return load_profile(args.profile)
+
+
+def _status(sandbox: Sandbox) -> dict[str, object]:
+    """The sandbox's status from its own readiness probes: the CLI need not probe again."""
+    from sandbox.runtime.status import SandboxStatus, ServiceStatus
+
+    services = []
+    for running in sandbox.services.values():
+        assert running.ready is not None  # every service passed its readiness probe
+        services.append(ServiceStatus(running.record(), running.ready))
+    return SandboxStatus(sandbox.record(), alive=True, services=tuple(services)).to_json()
+
+
 def _log_event(event: Event) -> None:
     # Service output already goes to each service's own log; writing every line here too
     # cost about a fifth of a stub's throughput (bench/RESULTS.md).
@@ -132,7 +183,6 @@ def _log_event(event: Event) -> None:
 
 
 async def _supervise(args: argparse.Namespace) -> int:
-    from sandbox.profile.loader import load_profile
     from sandbox.runtime.requests import serve_restarts
     from sandbox.runtime.sandbox import Sandbox
     from sandbox.runtime.state import StateDir
@@ -160,8 +210,11 @@ async def _supervise(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    # What is loaded and started now lives as long as the process: keep the collector from
+    # walking it again and again while a thousand stubs start (about 0.5 s at 1000 stubs).
+    gc.disable()
     try:
-        profile = load_profile(args.profile)
+        profile = _read_profile(args)
         total = len(profile.services)
         sandbox = Sandbox(
             profile,
@@ -171,6 +224,8 @@ async def _supervise(args: argparse.Namespace) -> int:
             wait_timeout=args.wait_timeout,
             emit=progress,
             foreground=False,
+            log_lines=False,
+            request_log=args.request_log,
         )
         # Before the start: a SIGUSR1 without a handler would end the supervisor.
         serve_restarts(sandbox, StateDir(Path(args.state_root), sandbox.name))
@@ -178,9 +233,12 @@ async def _supervise(args: argparse.Namespace) -> int:
     except SandboxError as exc:
         report({"ok": False, "error": error_to_json(exc)})
         return int(exc.exit_code)
+    gc.freeze()  # what exists now is never garbage: the collector leaves it alone from now on
+    gc.enable()
     log.info("sandbox %s ready (pid %d)", args.name, os.getpid())
     moves = [m.to_json() for m in sandbox.plan.moves] if sandbox.plan else []
-    report({"ok": True, "name": args.name, "pid": os.getpid(), "moves": moves})
+    status = _status(sandbox)
+    report({"ok": True, "name": args.name, "pid": os.getpid(), "moves": moves, "status": status})
     try:
         await stop.wait()
     finally:
@@ -191,19 +249,45 @@ async def _supervise(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sandbox-supervisor")
-    parser.add_argument("--profile", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--profile", help="a profile file to load")
+    source.add_argument("--profile-stdin", action="store_true", help="a pickled Profile")
     parser.add_argument("--name", required=True)
     parser.add_argument("--state-root", required=True)
     parser.add_argument("--on-conflict", default="fail")
     parser.add_argument("--wait-timeout", type=float, default=30.0)
     parser.add_argument("--ready-fd", type=int, default=-1)
+    parser.add_argument("--no-request-log", dest="request_log", action="store_false")
     args = parser.parse_args(argv)
     # stdout and stderr both go to supervisor.log (see spawn)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
     )
-    return asyncio.run(_supervise(args))
+    return run(_supervise(args))
+
+
+# Set to 1 to run the supervisor on uvloop (the optional `fast` extra) when it is installed.
+UVLOOP_ENV = "SANDBOX_UVLOOP"
+
+
+def run(main: Coroutine[Any, Any, int]) -> int:
+    """Run the supervisor's coroutine on asyncio's loop, or on uvloop when SANDBOX_UVLOOP=1
+    and it is installed. Opt-in: it answers more requests per second (bench/RESULTS.md),
+    but a readiness probe with a very short `ready.timeout` was seen to miss it."""
+    if os.environ.get(UVLOOP_ENV, "").strip().lower() in {"1", "yes", "on", "true"}:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is stopped and every log closed: skip the interpreter's teardown of a
+    # thousand objects (about 60 ms that `sandbox down` would wait for).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -42,6 +42,7 @@ class ServiceContext:
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     certificate: Path | None = None  # key + chain PEM for `tls: true` (made by the sandbox's CA)
     ca_bundle: Path | None = None  # the sandbox CA's certificate: proxies verify HTTPS peers
+    log_requests: bool = True  # a log line per request (per connection and chunk for tcp)
     data_dir: Path | None = None  # a command's {data}: kept across runs
     tmp_dir: Path | None = None  # a command's {tmp}: removed when the sandbox goes down
 

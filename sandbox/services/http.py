@@ -20,6 +20,7 @@ from sandbox.services.faults import inflict
 from sandbox.services.http_answers import build, json_response, template_variables
 from sandbox.services.http_extras import EXTRAS, Extras, ExtrasHolder, on_prepare
 from sandbox.services.http_extras import middleware as extras_middleware
+from sandbox.services.http_index import Prebuilt, prebuild
 from sandbox.services.http_match import Router, route_name
 from sandbox.services.http_outcome import Outcome
 from sandbox.services.http_protocol import start_site, until_client_closes
@@ -103,6 +104,7 @@ class _Dispatcher:
         scenarios = (r.spec.scenario.name for r in self.routes if r.spec.scenario)
         self.state = StubState(spec.vars, scenarios)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
+        self.prebuilt: dict[int, Prebuilt | None] = {}  # by id() of a compiled answer
 
     def prepare(self, spec: HttpService) -> Callable[[], None]:
         """Build `spec`'s routes; the returned function makes them answer from the next
@@ -145,7 +147,8 @@ class _Dispatcher:
             entry = outcome.entry()
             if request.headers.get("User-Agent") != PROBE_AGENT:  # `sandbox status` probing
                 self.journal.add(entry)
-            self.ctx.log(outcome.log_line(entry))
+            if self.ctx.log_requests:  # on unless `log_requests: false` or --no-request-log
+                self.ctx.log(outcome.log_line(entry))
 
     def reset(self) -> None:
         """Forget the journal, put scenarios and variables back, restart `responses` turns."""
@@ -180,6 +183,19 @@ class _Dispatcher:
         index, route, params = hit
         outcome.answered_by(index, route_name(route))
         spec = route.spec
+        if not (spec.fault or spec.proxy) and _no_effects(self.effects[index]):
+            # A constant answer (no template, file or delay) is built once, not per request.
+            chosen = route.next_answer()
+            key = id(chosen)
+            if key not in self.prebuilt:
+                self.prebuilt[key] = prebuild(chosen)
+            built = self.prebuilt[key]
+            if built is not None:
+                return built.response(), None
+            variables = template_variables(req, params, self.ctx.peers)
+            variables.update(self.state.template_view())
+            variables.update(self.extras.current.variables(req))
+            return await build(chosen, variables, self.ctx.profile_dir), None
         variables = template_variables(req, params, self.ctx.peers)
         try:
             self.state.apply(self.effects[index], variables)
@@ -213,6 +229,11 @@ class _Dispatcher:
         variables.update(self.state.template_view())
         variables.update(self.extras.current.variables(req))
         return await build(route.next_answer(), variables, self.ctx.profile_dir), None
+
+
+def _no_effects(effects: Effects) -> bool:
+    """Answering the route changes no variable and moves no scenario."""
+    return not effects.sets and (effects.step is None or effects.step.then is None)
 
 
 _DISPATCHER = web.AppKey("sandbox_dispatcher", _Dispatcher)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from sandbox.services.http_index import PathIndex
 from sandbox.services.http_routes import (
     _PARAM,
     _PLAIN,
@@ -52,13 +53,16 @@ class Router:
 
     def __post_init__(self) -> None:
         self._loose = [_loose(route.spec.path) for route in self.routes]
+        self._index = PathIndex([route.spec.path for route in self.routes])
 
     def find(
         self, req: Incoming, state: StubState
     ) -> tuple[int, CompiledRoute, dict[str, str]] | None:
         """The first route, in profile order, that takes `req` now: its index, itself and its
         path parameters."""
-        for index, route in enumerate(self.routes):
+        routes = self.routes
+        for index in self._index.candidates(req.path):
+            route = routes[index]
             found = route.pattern.fullmatch(req.path)
             if (
                 found

@@ -89,14 +89,14 @@ class _Conn:
     def received(self, data: bytes) -> None:
         self.bytes_in += len(data)
         self._keep(self.kept_in, data)
-        self.stub.log(f"{self.peer} -> {len(data)}B {_preview(data)}")
+        self.stub.traffic(f"{self.peer} -> {len(data)}B {_preview(data)}")
 
     async def send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
         await writer.drain()
         self.bytes_out += len(data)
         self._keep(self.kept_out, data)
-        self.stub.log(f"{self.peer} <- {len(data)}B {_preview(data)}")
+        self.stub.traffic(f"{self.peer} <- {len(data)}B {_preview(data)}")
 
     def _keep(self, kept: bytearray, data: bytes) -> None:
         room = self.stub.journal.body_max - len(kept)
@@ -107,7 +107,7 @@ class _Conn:
         """Log the end of the connection and return its journal entry."""
         latency = (time.monotonic() - self.started) * 1000
         fault = f", fault={self.fault}" if self.fault else ""
-        self.stub.log(
+        self.stub.traffic(
             f"{self.peer} closed after {latency:.1f}ms "
             f"(in {self.bytes_in}B, out {self.bytes_out}B{fault})"
         )
@@ -152,12 +152,18 @@ def _compiled(spec: TcpService, name: str) -> tuple[TcpSpec, bytes, list[_Rule]]
     return tcp, _payload(tcp.banner, tcp.banner_hex) or b"", rules
 
 
+def _quiet(line: str) -> None:
+    """The traffic log of a stub whose requests are not logged."""
+
+
 class TcpStub:
     """A running TCP stub (a StubServer); `serve_tcp` makes one."""
 
     def __init__(self, spec: TcpService, ctx: ServiceContext) -> None:
         self.name = ctx.name
         self.log = ctx.log
+        # A line per connection and per chunk, unless the profile or the user turned it off.
+        self.traffic = ctx.log if ctx.log_requests else _quiet
         self._peers = ctx.peers
         self._spec, self._banner, self._rules = _compiled(spec, ctx.name)
         self._journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
@@ -222,7 +228,7 @@ class TcpStub:
         self._connections[task] = writer
         peername = writer.get_extra_info("peername")
         conn = _Conn(format_hostport(*peername[:2]) if peername else "?", self)
-        self.log(f"{conn.peer} connected")
+        self.traffic(f"{conn.peer} connected")
         try:
             await self._converse(reader, writer, conn)
             writer.close()

@@ -21,7 +21,7 @@ from sandbox.profile.loader import (
 
 SERVICE_KEYS = (
     "description, address, port, depends_on, ready, env, kind, routes, journal, vars, "
-    "max_body, tls, headers, cors, pass_env"
+    "max_body, tls, headers, cors, pass_env, log_requests"
 )
 
 

@@ -3,16 +3,19 @@ their own socket folders, logs that outlive the run, and capped log files."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox.errors import NotReadyError
-from sandbox.runtime.logfile import CappedLog
-from sandbox.runtime.state import StateDir
+from sandbox.runtime.logwriter import LogWriter
+from sandbox.runtime.manage import read_logs
+from sandbox.runtime.state import STUBS_LOG, StateDir
 from tests.netns import netns_json
 from tests.runtime.conftest import StartSandbox
 
@@ -74,17 +77,54 @@ async def test_logs_outlive_the_run_and_a_failed_up(
     assert "hello-from-app" not in log
 
 
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return bytes(answer.read())
+
+
+async def test_logs_of_a_stub_outlive_the_run_in_the_shared_log(
+    start_sandbox: StartSandbox, spare_loopback: Any, tmp_path: Path
+) -> None:
+    address = str(spare_loopback(1)[0])
+    app = {"run": f"{SERVE} --say hello-from-app"}
+    stub = {
+        "kind": "http",
+        "address": address,
+        "routes": [{"path": "/hi", "response": {"body": "hi"}}],
+    }
+    sb = await start_sandbox(_profile(address, app=app, api=stub))
+    assert await asyncio.to_thread(_get, sb.url("api") + "/hi") == b"hi"
+    await sb.stop()
+    root = tmp_path / "state"
+    api = list(read_logs(root, "files", "api", tail=50, follow=False))
+    assert any("/hi" in line for _, line in api), api
+    assert {svc for svc, _ in api} == {"api"}
+    assert not any(line.startswith("api ") for _, line in api), "the tag is taken out"
+    own = list(read_logs(root, "files", "app", tail=50, follow=False))
+    assert any("hello-from-app" in line for _, line in own), own
+    assert not any("/hi" in line for _, line in own)
+
+
 def test_a_full_log_is_rotated_once(tmp_path: Path) -> None:
-    path = tmp_path / "logs" / "stub.log"
-    log = CappedLog(path, limit=100)
-    for n in range(30):
-        log.write(f"request {n:02d} ........\n")
-    log.close()
-    rotated = path.with_name("stub.log.1")
-    assert path.stat().st_size <= 100
-    assert rotated.stat().st_size <= 100
-    assert "request 29" in path.read_text()
-    assert not path.with_name("stub.log.2").exists()
+    path = tmp_path / "logs" / "app.log"
+    shared = tmp_path / "logs" / STUBS_LOG
+    logs = LogWriter(limit=100)
+    own, stub = logs.open(path), logs.open(shared, "api")
+    try:
+        for n in range(30):
+            own(f"request {n:02d} ........")
+            stub(f"request {n:02d} ........")
+            logs.flush(wait=n % 7 == 0)  # rotation both within a batch and across batches
+    finally:
+        logs.close()
+    for log in (path, shared):
+        rotated = log.with_name(log.name + ".1")
+        assert log.stat().st_size <= 100
+        assert rotated.stat().st_size <= 100
+        assert "request 29" in log.read_text()
+        assert "request 2" in rotated.read_text()
+        assert not log.with_name(log.name + ".2").exists()
+    assert " api request 29" in shared.read_text()
 
 
 # Two postgres-like servers at port 5432 on two addresses, each with its unix socket in its

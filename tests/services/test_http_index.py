@@ -1,0 +1,117 @@
+"""The route index keeps profile order exactly; prebuilt answers equal those built per request."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+
+from sandbox.profile.models import Route
+from sandbox.services.http_answers import build
+from sandbox.services.http_index import PathIndex, prebuild
+from sandbox.services.http_match import Router
+from sandbox.services.http_routes import CompiledRoute, Incoming, compile_routes
+from sandbox.services.scenarios import StubState
+
+ROUTES: list[dict[str, Any]] = [
+    {"method": "GET", "path": "/users/{id}", "match": {"query": {"v": "^2$"}},
+     "response": {"body": "param, v=2"}},
+    {"method": "GET", "path": "/users/me", "response": {"body": "literal me"}},
+    {"method": "POST", "path": "/users/me", "response": {"body": "literal me, POST"}},
+    {"method": "*", "path": "/users/{id}", "response": {"body": "param, any method"}},
+    {"method": "GET", "path": "/users/me", "response": {"body": "shadowed literal"}},
+    {"method": "GET", "path": "/health", "response": {"json": {"ok": True}}},
+    {"method": "GET", "path": "/files/{rest:.*}", "response": {"body": "rest"}},
+    {"path": "/a b/c.d", "response": {"body": "literal with specials"}},
+    {"method": "GET", "path": "/health", "match": {"headers": {"x-t": "1"}},
+     "response": {"body": "never: the first /health wins"}},
+]  # fmt: skip
+PATHS = ["/users/me", "/users/7", "/health", "/files/a/b", "/a b/c.d", "/a%20b/c.d", "/nope", "/"]
+METHODS = ["GET", "POST", "HEAD", "DELETE"]
+QUERIES = [{}, {"v": "2"}]
+
+
+def _request(method: str, path: str, query: dict[str, str]) -> Incoming:
+    return Incoming(
+        method=method,
+        path=path,
+        query=MultiDictProxy(MultiDict(query)),
+        headers=CIMultiDictProxy(CIMultiDict({"X-T": "1"})),
+        body="",
+    )
+
+
+def _scan(routes: list[CompiledRoute], req: Incoming) -> str | None:
+    """The first route in profile order that takes `req`, trying every route."""
+    for route in routes:
+        if (
+            route.pattern.fullmatch(req.path)
+            and route.accepts(req.method)
+            and (route.conditions is None or route.conditions.failure(req) is None)
+        ):
+            return route.where
+    return None
+
+
+def test_the_index_finds_what_the_scan_finds_for_every_request() -> None:
+    routes = compile_routes([Route.model_validate(r) for r in ROUTES], "web")
+    router, state = Router(routes), StubState({})
+    checked = 0
+    for method, path, query in itertools.product(METHODS, PATHS, QUERIES):
+        req = _request(method, path, query)
+        found = router.find(req, state)
+        assert (found and found[1].where) == _scan(routes, req), (method, path, query)
+        checked += found is not None
+    assert checked > 20  # most requests hit a route, several through each kind of path
+
+
+def test_profile_order_wins_over_literal_paths() -> None:
+    routes = compile_routes([Route.model_validate(r) for r in ROUTES], "web")
+    found = Router(routes).find(_request("DELETE", "/users/me", {}), StubState({}))
+    assert found is not None
+    assert found[1].where == "services.web.routes[3]"  # the {id} route before the later literal
+
+
+def test_the_candidates_of_a_path() -> None:
+    index = PathIndex(["/a", "/{x}", "/b", "/a", "/c/{y}"])
+    assert list(index.candidates("/a")) == [0, 1, 3, 4]
+    assert list(index.candidates("/b")) == [1, 2, 4]
+    assert list(index.candidates("/zzz")) == [1, 4]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"body": "ok"},
+        {"status": 201, "headers": {"X-One": "1", "Content-Type": "text/csv"}, "body": "a,b"},
+        {"json": {"ok": True, "list": [1, "two", None], "text": "é"}},
+        {"status": 204},
+        {"status": 404, "headers": {"X-Why": "gone"}},
+    ],
+)
+async def test_a_prebuilt_answer_equals_the_one_built_per_request(response: dict[str, Any]) -> None:
+    route = Route.model_validate({"path": "/", "response": response})
+    (answer,) = compile_routes([route], "web")[0].answers
+    built = prebuild(answer)
+    assert built is not None
+    fresh, once = await build(answer, {}, None), built.response()
+    assert (once.status, once.body, dict(once.headers)) == (
+        fresh.status,
+        fresh.body,
+        dict(fresh.headers),
+    )
+
+
+@pytest.mark.parametrize(
+    "response",
+    [{"body": "{{ path.id }}"}, {"headers": {"X": "{{ method }}"}}, {"json": {"a": "{{ query }}"}},
+     {"body": "ok", "delay": "10ms"}, {"file": "x.txt"}],
+)  # fmt: skip
+def test_answers_that_depend_on_the_request_or_time_are_not_prebuilt(
+    response: dict[str, Any],
+) -> None:
+    route = Route.model_validate({"path": "/{id}", "response": response})
+    (answer,) = compile_routes([route], "web")[0].answers
+    assert prebuild(answer) is None
