@@ -280,7 +280,8 @@ def run(main: Coroutine[Any, Any, int]) -> int:
         except ImportError:
             pass
         else:
-            return uvloop.run(main)
+            code: int = uvloop.run(main)  # typed only where uvloop is installed
+            return code
     return asyncio.run(main)
 
 
