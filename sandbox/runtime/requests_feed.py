@@ -14,6 +14,7 @@ from sandbox.services.journal import Entry
 
 POLL_MIN = 0.1  # seconds between polls while requests arrive
 POLL_MAX = 1.0  # the longest wait once it is quiet: a new request shows within a second
+STOP_WAIT = 10.0  # how long a sandbox whose control API went quiet may take to let go
 
 
 def requests_feed(
@@ -44,10 +45,14 @@ def requests_feed(
         try:
             entries = client.requests(service, method=method, path=path, since=since)
         except SandboxError as exc:
-            if isinstance(exc, UsageError) or is_locked(state_root, name):
+            if isinstance(exc, UsageError):
                 raise
-            if polled:  # it stopped while we followed: the feed simply ends
+            # While following, a control API that stops answering is the sandbox stopping:
+            # `down` closes it before the supervisor lets go of its lock.
+            if polled and _released(state_root, name, sleep):
                 return
+            if is_locked(state_root, name):
+                raise
             raise SandboxError(
                 f'sandbox "{name}" is recorded but its supervisor has gone.',
                 hint=f"`sandbox down {name}` cleans up what is left.",
@@ -61,3 +66,13 @@ def requests_feed(
             interval = min(interval * 2, POLL_MAX)
         polled = True
         sleep(interval)
+
+
+def _released(state_root: Path, name: str, sleep: Callable[[float], None]) -> bool:
+    """Whether sandbox `name`'s supervisor lets go of its lock within STOP_WAIT seconds."""
+    deadline = time.monotonic() + STOP_WAIT
+    while is_locked(state_root, name):
+        if time.monotonic() >= deadline:
+            return False
+        sleep(POLL_MIN)
+    return True
