@@ -1,8 +1,11 @@
-"""Helpers every test shares: is an address listening, is a process gone."""
+"""Helpers every test shares: is an address listening, is a process gone, poll until."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sandbox.net.table import read_table
@@ -22,3 +25,32 @@ def gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def wait_until(
+    check: Callable[[], object],
+    what: str = "the condition",
+    timeout: float = 15.0,
+    shown: Callable[[], str] = lambda: "",
+) -> float:
+    """Poll `check` until it is truthy (never a sleep as a signal); the seconds it took.
+    Fails naming `what`, and what `shown` says then, at the deadline."""
+    t0 = time.monotonic()
+    while not check():
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}{shown()}"
+        time.sleep(0.01)
+    return time.monotonic() - t0
+
+
+async def until(
+    check: Callable[[], object],
+    what: str = "the condition",
+    timeout: float = 15.0,
+    shown: Callable[[], str] = lambda: "",
+) -> float:
+    """`wait_until` for a test on the event loop: the loop keeps running between polls."""
+    t0 = time.monotonic()
+    while not check():
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}{shown()}"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - t0

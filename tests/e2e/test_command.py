@@ -22,6 +22,7 @@ import pytest
 
 from tests.e2e.conftest import Cli
 from tests.helpers import gone, listening
+from tests.helpers import wait_until as _wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -46,13 +47,6 @@ def _get(address: str, port: int, path: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         body: str = response.read().decode()
         return body
-
-
-def _wait_until(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture

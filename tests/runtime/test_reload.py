@@ -16,6 +16,7 @@ import pytest
 from sandbox.api import run, start
 from sandbox.errors import ProfileError, ReloadRefused, SandboxError, UsageError
 from sandbox.runtime.reload import changes, reload_running, request_reload
+from tests.helpers import until as _until
 
 LOOP_LIMIT = 3000  # requests the client loop makes at most
 LOOP_SECONDS = 20.0  # and for how long at most
@@ -78,12 +79,6 @@ class _Loop(threading.Thread):
                     conn.close()
         if kept is not None:
             kept.close()
-
-
-async def _until(predicate: Any, what: str) -> None:
-    async with asyncio.timeout(10):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_reload_swaps_routes_with_no_refused_or_reset_connection(

@@ -3,13 +3,10 @@ a second, recorded in the state, shown by `status`, and restarted on failure."""
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import shutil
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from sandbox.proc.ref import ProcessRef
 from sandbox.runtime.sandbox import Sandbox
 from sandbox.runtime.state import StateDir
 from sandbox.runtime.status import sandbox_status
+from tests.helpers import until as _until
 from tests.runtime.conftest import StartSandbox
 
 SERVER = Path(__file__).resolve().parents[1] / "programs" / "echo_server.py"
@@ -30,21 +28,6 @@ NOTICED_WITHIN = 1.0  # seconds: the promise of docs/command-services.md
 def _profile(address: str, **service: Any) -> dict[str, Any]:
     return {"name": "life", "services": {"app": {"kind": "command", "address": address,
                                                  "port": "auto", **service}}}  # fmt: skip
-
-
-async def _until(
-    check: Callable[[], object],
-    what: str,
-    timeout: float = 10.0,
-    shown: Callable[[], str] = lambda: "",
-) -> float:
-    """Poll `check` until truthy; the seconds it took. Fails naming `what` at the deadline,
-    with what `shown` says then (the service log, say)."""
-    t0 = time.monotonic()
-    while not check():
-        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}{shown()}"
-        await asyncio.sleep(0.01)
-    return time.monotonic() - t0
 
 
 def _recorded(sb: Sandbox) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -11,8 +9,8 @@ import aiohttp
 from sandbox.profile.models import HttpService, TcpService
 from sandbox.services.context import StubServer
 from sandbox.services.journal import Entry, Journal, select
+from tests.helpers import until as _until
 from tests.services.helpers import (
-    DEADLINE,
     Listen,
     Start,
     connection,
@@ -24,12 +22,6 @@ from tests.services.helpers import (
 
 def http(routes: list[dict[str, Any]], **extra: Any) -> HttpService:
     return HttpService.model_validate({"kind": "http", "routes": routes, **extra})
-
-
-async def _until(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(DEADLINE):
-        while not check():
-            await asyncio.sleep(0.005)
 
 
 async def _serve(listen: Listen, start: Start, spec: Any) -> tuple[StubServer, str]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import pytest
 
 from sandbox.errors import StubConfigError
 from sandbox.profile.models import TcpService
 from sandbox.services.tcp import serve_tcp, to_bytes
+from tests.helpers import until as _until
 from tests.services.helpers import (
     DEADLINE,
     Listen,
@@ -206,13 +206,6 @@ async def test_close_drops_open_connections_and_the_socket(listen: Listen) -> No
 def test_text_is_one_byte_per_character_up_to_ff() -> None:
     assert to_bytes("\r\n\x00\xff") == b"\r\n\x00\xff"
     assert to_bytes("✓") == "✓".encode()
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Poll `condition` until it holds, within DEADLINE (never a sleep as a signal)."""
-    async with asyncio.timeout(DEADLINE):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def test_send_is_a_template_over_what_the_rule_matched(listen: Listen, start: Start) -> None:
