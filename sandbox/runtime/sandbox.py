@@ -58,6 +58,7 @@ StopTrigger = Callable[[], Awaitable[object]]
 # must answer them (3000 stubs were "not ready within 10 s").
 PROBE_LIMIT = 64
 CONTROL = "(control API)"  # the control API's socket among the held ones
+WRITE_DELAY = 0.1  # seconds a service's new state may wait to be recorded in state.json
 
 
 @dataclass
@@ -173,6 +174,7 @@ class Sandbox(StubAccess):
         self._scratch: Path | None = None  # {data} and {tmp} when nothing is recorded
         self.forced = False
         self._status = "starting"
+        self._pending_write: asyncio.TimerHandle | None = None
         self.authority: Authority | None = None
 
     # -- the public surface -------------------------------------------------------------
@@ -409,7 +411,7 @@ class Sandbox(StubAccess):
                 )
             if running.state == "starting":
                 running.state = "ready"
-                self._write_record(self._status)
+                self._write_soon()
             self.emit(ServiceReady(running.name, running.url, time.perf_counter() - t0))
             ready[running.name].set()
 
@@ -682,9 +684,24 @@ class Sandbox(StubAccess):
 
     def _write_record(self, status: str) -> None:
         self._status = status
+        if self._pending_write is not None:
+            self._pending_write.cancel()
+            self._pending_write = None
         if self._state is None or self._gone:
             return
         self._state.write(self.record())
+
+    def _write_soon(self) -> None:
+        """Record a change within WRITE_DELAY: a thousand stubs becoming ready one after the
+        other make a few writes of state.json, not a thousand (each one of every service)."""
+        if self._state is None or self._pending_write is not None:
+            return
+
+        def write() -> None:
+            self._pending_write = None
+            self._write_record(self._status)
+
+        self._pending_write = asyncio.get_running_loop().call_later(WRITE_DELAY, write)
 
     def _get(self, service: str) -> RunningService:
         try:

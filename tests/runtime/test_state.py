@@ -358,3 +358,35 @@ def test_removing_the_folder_under_a_held_lock_leaves_nothing_stale(tmp_path: Pa
     with state.lock() as again:
         assert again.held
         assert again.path.is_file()
+
+
+async def test_many_stubs_becoming_ready_make_few_writes_of_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spare_loopback: Any
+) -> None:
+    """Each write holds every service: one per service ready made `up` quadratic (a thousand
+    stubs took 12 s). The record still ends with every service ready."""
+    from sandbox.profile.loader import load_profile_data
+    from sandbox.runtime.sandbox import Sandbox
+
+    writes: list[str] = []
+    real_write = StateDir.write
+
+    def counting(self: StateDir, record: SandboxRecord, **kw: Any) -> None:
+        writes.append(record.status)
+        real_write(self, record, **kw)
+
+    monkeypatch.setattr(StateDir, "write", counting)
+    addresses = spare_loopback(200)
+    services = {f"s{i}": {"kind": "http", "address": str(a)} for i, a in enumerate(addresses)}
+    profile = load_profile_data({"name": "many", "services": services})
+    sandbox = Sandbox(profile, state_root=tmp_path / "state")
+    await sandbox.start()
+    try:
+        assert 2 <= len(writes) <= 12, writes
+        record = StateDir(tmp_path / "state", "many").read()
+        assert record is not None
+        assert record.status == "running"
+        assert len(record.services) == 200
+        assert {s.state for s in record.services} == {"ready"}
+    finally:
+        await sandbox.stop()
