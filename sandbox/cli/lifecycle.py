@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +26,7 @@ from sandbox.errors import ExitCode, SandboxError, UsageError
 from sandbox.output import lifecycle as view
 from sandbox.output import progress
 from sandbox.output.printer import Printer
+from sandbox.quick import undone_on_closed_pipe as undone_on_closed_pipe  # lab uses it too
 
 if TYPE_CHECKING:
     from sandbox.io.container import Binder
@@ -130,21 +129,6 @@ def container_mode(detach: bool) -> Binder:
     # Where to look for the container markers: `/`, unless SANDBOX_CONTAINER_ROOT says
     # otherwise (whoever can set it can set $container too, so it opens no way around).
     return container_binder(root=Path(os.environ.get("SANDBOX_CONTAINER_ROOT", "/")))
-
-
-@contextlib.contextmanager
-def undone_on_closed_pipe(name: str) -> Iterator[None]:
-    """If stdout's reader goes away before it learns that a sandbox started (`up -d | head`,
-    `lab start | head`), stop the sandbox again: nobody knows that it runs."""
-    try:
-        yield
-    except BrokenPipeError:
-        import asyncio
-
-        from sandbox.runtime.manage import down_many
-
-        asyncio.run(down_many(state_root(), name, grace=5.0))
-        raise
 
 
 def foreground(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -43,6 +44,60 @@ def read_table(*, protocols: Iterable[Protocol] = ("tcp", "udp")) -> list[Listen
     listeners = _with_v6only(list(found), _kernel_v6only(wanted))
     listeners.sort(key=_sort_key)
     return listeners
+
+
+def read_listeners() -> list[Listener] | None:
+    """The same listeners as `read_table()`, without their owners (every owner is None), read
+    from /proc/net in a few milliseconds; None where /proc/net is not readable.
+
+    Whether something blocks a pair depends only on address, port, protocol and
+    IPV6_V6ONLY: a plan made from this finds the same conflicts, and only when it finds one
+    is the full table (which walks every process's descriptors to name owners) worth its
+    cost (about 90 ms on a desktop).
+    """
+    found: dict[Listener, None] = {}
+    nobody = Owner(None, None, None, None)
+    for protocol, ip, port in _proc_net():
+        found[Listener(ipaddress.ip_address(ip), port, protocol, nobody)] = None
+    if not found and not _PROC_NET.is_dir():
+        return None
+    listeners = _with_v6only(list(found), _kernel_v6only({"tcp", "udp"}))
+    listeners.sort(key=_sort_key)
+    return listeners
+
+
+_PROC_NET = Path("/proc/net")
+_TCP_LISTEN_HEX = "0A"
+
+
+def _proc_net() -> Iterator[tuple[Protocol, str, int]]:
+    """(protocol, address, port) of every TCP listener and unconnected UDP socket in the
+    network namespace, from /proc/net/{tcp,tcp6,udp,udp6}."""
+    for protocol, name in (("tcp", "tcp"), ("tcp", "tcp6"), ("udp", "udp"), ("udp", "udp6")):
+        try:
+            lines = (_PROC_NET / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 4:
+                continue
+            local, remote, state = fields[1], fields[2], fields[3]
+            if protocol == "tcp" and state != _TCP_LISTEN_HEX:
+                continue
+            if protocol == "udp" and remote.rsplit(":", 1)[1] != "0000":
+                continue  # connected: it blocks no bind
+            ip_hex, port_hex = local.rsplit(":", 1)
+            yield protocol, _proc_address(ip_hex), int(port_hex, 16)  # type: ignore[misc]
+
+
+def _proc_address(hex_text: str) -> str:
+    # /proc/net prints each 32-bit word of the address in host byte order.
+    raw = bytes.fromhex(hex_text)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    if sys.byteorder == "big":
+        words = raw
+    return str(ipaddress.ip_address(words))
 
 
 def loopback_listeners(table: SocketTable) -> list[Listener]:

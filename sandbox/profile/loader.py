@@ -12,9 +12,8 @@ import typing
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -22,12 +21,13 @@ from pydantic_core import ErrorDetails
 
 from sandbox.errors import ProfileError, ProfileNotFound, SandboxError
 from sandbox.profile.checks import check_profile
+from sandbox.profile.finder import Origin, _profile_files
+from sandbox.profile.finder import bundled_dir as bundled_dir  # re-exported
+from sandbox.profile.finder import find_profile as find_profile  # re-exported
+from sandbox.profile.finder import profile_dirs as profile_dirs  # re-exported
 from sandbox.profile.models import NAME_PATTERN, CommandService, HttpService, Profile, TcpService
 from sandbox.profile.yaml_marks import Located, Tree, parse, read_profile_bytes
 
-Origin = Literal["local", "path", "bundled"]
-
-_SUFFIXES = (".yaml", ".yml")
 _KINDS = "http (a stub web server), tcp (a stub TCP server) or command (a real program)"
 _SERVICES: tuple[type[BaseModel], ...] = (HttpService, TcpService, CommandService)
 
@@ -92,64 +92,6 @@ def load_profile_data(data: Mapping[str, Any], source: str = "<dict>") -> Profil
     return _validate(data, None, source)
 
 
-def bundled_dir() -> Path:
-    """The folder of the profiles that ship with sandbox."""
-    return Path(str(resources.files("sandbox") / "profiles"))
-
-
-def profile_dirs(search: Sequence[Path] | None = None) -> list[tuple[Path, Origin]]:
-    """Where names are looked up, in order: ./profiles, $SANDBOX_PROFILE_PATH, the bundled folder.
-
-    `search` replaces that list. A folder listed twice (./profiles may be a link to the
-    bundled folder) is kept once, at its first place.
-    """
-    bundled = bundled_dir()
-    if search is None:
-        env = os.environ.get("SANDBOX_PROFILE_PATH", "")
-        extra = [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-        search = [Path("profiles"), *extra, bundled]
-    local, bundled_real = _real(Path("profiles")), _real(bundled)
-    dirs: list[tuple[Path, Origin]] = []
-    seen: set[Path] = set()
-    for folder in map(Path, search):
-        real = _real(folder)
-        if real not in seen:
-            seen.add(real)
-            origin: Origin = (
-                "bundled" if real == bundled_real else "local" if real == local else "path"
-            )
-            dirs.append((folder, origin))
-    return dirs
-
-
-def find_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None = None) -> Path:
-    """The file `ref` names: a path (has a `/`, ends in .yaml/.yml, or is a file) or a name.
-
-    A name NAME is NAME.yaml, then NAME.yml, in each folder of `profile_dirs(search)`.
-    Raises ProfileNotFound naming every place it looked in.
-    """
-    text = os.fspath(ref)
-    seps = {"/", os.sep, os.altsep or "/"}
-    if not isinstance(ref, str) or any(s in text for s in seps) or text.endswith(_SUFFIXES):
-        return Path(text).expanduser()
-    if _is_file(Path(text)):
-        return Path(text)
-    dirs = profile_dirs(search)
-    for folder, _ in dirs:
-        for suffix in _SUFFIXES:
-            if _is_file(folder / f"{text}{suffix}"):
-                return folder / f"{text}{suffix}"
-    labels = {"local": "local", "path": "from $SANDBOX_PROFILE_PATH", "bundled": "bundled"}
-    places = ", ".join(f"{_dir(folder)} ({labels[origin]})" for folder, origin in dirs)
-    known = {p.stem for folder, _ in dirs for p in _profile_files(folder)}
-    close = difflib.get_close_matches(text, sorted(known), n=1)
-    hint = f"did you mean `{close[0]}`? " if close else ""
-    raise ProfileNotFound(
-        f'No profile named "{text}": looked for {text}.yaml and {text}.yml in {places}.',
-        hint=hint + "`sandbox profiles` lists the profiles found; or pass the path of a YAML file",
-    )
-
-
 def discover(search: Sequence[Path] | None = None) -> list[FoundProfile]:
     """Every profile reachable by name, sorted by name; a name found twice is listed once,
     the file that wins, with the files it shadows. Invalid profiles are listed with their
@@ -179,36 +121,6 @@ def discover(search: Sequence[Path] | None = None) -> list[FoundProfile]:
             FoundProfile(name, path, origin, description, error, tuple(shadowed.get(name, [])))
         )
     return found
-
-
-def _real(folder: Path) -> Path:
-    try:
-        return folder.resolve()
-    except (OSError, RuntimeError):  # a symlink loop, or a folder we may not look into
-        return folder.absolute()
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except OSError:  # a folder we may not look into has no profile we could read
-        return False
-
-
-def _dir(folder: Path) -> str:
-    return str(folder) if folder.is_absolute() or str(folder).startswith(".") else f"./{folder}"
-
-
-def _profile_files(folder: Path) -> list[Path]:
-    try:
-        files = [
-            p
-            for p in folder.iterdir()
-            if p.suffix in _SUFFIXES and not p.name.startswith(".") and _is_file(p)
-        ]
-    except OSError:
-        return []
-    return sorted(files, key=lambda p: (p.stem, _SUFFIXES.index(p.suffix)))
 
 
 def _load_file(path: Path) -> Profile:

@@ -25,7 +25,7 @@ from sandbox.net.addresses import format_hostport, format_url
 from sandbox.net.conflicts import moves_that_help
 from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
-from sandbox.net.table import read_bindv6only, read_table
+from sandbox.net.table import read_bindv6only, read_listeners, read_table
 from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
 from sandbox.probe import ProbeResult, wait_ready
 from sandbox.proc.processes import ref_for
@@ -263,13 +263,23 @@ class Sandbox(StubAccess):
     # -- the steps of start() -----------------------------------------------------------
 
     def _make_plan(self) -> Plan:
-        plan = make_plan(
-            self.profile,
-            self._table_reader(),
-            on_conflict=self.on_conflict,
-            default_v6only=read_bindv6only(),
-            ours=recorded_pids(self._state.root, skip=self.name) if self._state else None,
-        )
+        default_v6only = read_bindv6only()
+        plan = None
+        if self._table_reader is read_table:
+            # Owners matter only to name a conflict: plan from the quick table first.
+            quick = read_listeners()
+            if quick is not None:
+                plan = make_plan(
+                    self.profile, quick, on_conflict=self.on_conflict, default_v6only=default_v6only
+                )
+        if plan is None or plan.conflicts or plan.moves:
+            plan = make_plan(
+                self.profile,
+                self._table_reader(),
+                on_conflict=self.on_conflict,
+                default_v6only=default_v6only,
+                ours=recorded_pids(self._state.root, skip=self.name) if self._state else None,
+            )
         self.plan = plan
         if plan.conflicts:
             lines = [c.sentence() for c in plan.conflicts]

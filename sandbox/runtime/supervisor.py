@@ -55,10 +55,13 @@ def spawn(
     wait_timeout: float,
     request_log: bool = True,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    expect_name: str | None = None,
 ) -> dict[str, object]:
     """Start a supervisor for `profile` (validated, loaded from a file; or the path of a
-    profile file, which it then loads itself) and return its ready message, which holds
-    the status of every service; raise the error it reported.
+    profile file, which it then loads and validates itself) and return its ready message,
+    which holds the status of every service; raise the error it reported (a ProfileError
+    too). `expect_name`: the name the caller read from the file; the supervisor refuses a
+    profile that says otherwise (it changed in between).
 
     Before that line, the supervisor reports each service that became ready; `on_progress`
     receives those reports ({"ready": n, "total": m, "service": name}).
@@ -77,6 +80,8 @@ def spawn(
     ]  # fmt: skip
     if not request_log:
         cmd.append("--no-request-log")
+    if expect_name is not None:
+        cmd += ["--expect-name", expect_name]
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     with os.fdopen(open_private(log_dir / "supervisor.log", flags), "ab") as log:
         proc = subprocess.Popen(
@@ -215,6 +220,12 @@ async def _supervise(args: argparse.Namespace) -> int:
     gc.disable()
     try:
         profile = _read_profile(args)
+        if args.expect_name is not None and profile.name != args.expect_name:
+            raise SandboxError(
+                f"{profile.source} changed while `up` started: it is now named "
+                f'"{profile.name}", not "{args.expect_name}".',
+                "Run the command again.",
+            )
         total = len(profile.services)
         sandbox = Sandbox(
             profile,
@@ -258,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-timeout", type=float, default=30.0)
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--no-request-log", dest="request_log", action="store_false")
+    parser.add_argument("--expect-name", help="refuse a profile by another name")
     args = parser.parse_args(argv)
     # stdout and stderr both go to supervisor.log (see spawn)
     logging.basicConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -213,3 +214,44 @@ def test_v6only_is_inferred_or_unknown_without_the_kernel() -> None:
     seen = netns_json(_V6ONLY_IN_CHILD.format(blind=True))
     # Only the [::] that shares its port with 0.0.0.0 must be IPv6-only; the rest is unknown.
     assert seen == {"dual": None, "v6only": None, "paired": True}
+
+
+def test_read_listeners_sees_what_read_table_sees_without_owners(spare_loopback: Spare) -> None:
+    """The quick table a plan is made from: the same sockets (TCP listening, UDP unconnected,
+    IPv4 and IPv6, v6only as the kernel says), only without owners."""
+    from sandbox.net.table import read_listeners
+
+    tcp_addr, udp_addr, idle_addr, conn_addr = spare_loopback(4)
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(bind_listener(tcp_addr, 0))]
+        udp = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        udp.bind((str(udp_addr), 0))
+        idle = stack.enter_context(socket.socket())
+        idle.bind((str(idle_addr), 0))  # bound, never listening: not in either table
+        connected = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        connected.bind((str(conn_addr), 0))
+        connected.connect(held[0].getsockname())
+        ours = {
+            ("tcp", tcp_addr, bound_address(held[0])[1]),
+            ("udp", udp_addr, udp.getsockname()[1]),
+        }
+        v6 = stack.enter_context(socket.socket(socket.AF_INET6))
+        with contextlib.suppress(OSError):  # where ::1 is not bindable, IPv4 alone
+            v6.bind(("::1", 0))
+            v6.listen()
+            ours.add(("tcp", ip("::1"), v6.getsockname()[1]))
+        mine = {(idle_addr, idle.getsockname()[1]), (conn_addr, connected.getsockname()[1])}
+        quick = read_listeners()
+        full = read_table()
+    assert quick is not None, "/proc/net is readable on Linux"
+
+    def keyed(table: list[Listener]) -> set[tuple[object, ...]]:
+        return {
+            (e.protocol, e.address, e.port, e.v6only)
+            for e in table
+            if (e.protocol, e.address, e.port) in ours or (e.address, e.port) in mine
+        }
+
+    assert len(keyed(full)) == len(ours)
+    assert keyed(quick) == keyed(full)
+    assert {e.owner for e in quick} <= {Owner(None, None, None, None)}

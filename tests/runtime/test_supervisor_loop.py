@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,26 @@ def test_without_uvloop_it_falls_back_to_asyncio(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(UVLOOP_ENV, "1")
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop raises ImportError
     assert run(_loop_module()) == 0
+
+
+def test_a_profile_renamed_between_peek_and_load_is_refused(
+    tmp_path: Path, spare_loopback: Any
+) -> None:
+    """`up -d` read the name from the file before the supervisor loaded it: a file edited in
+    between must not start under the old name."""
+    from sandbox.errors import SandboxError
+    from sandbox.runtime.supervisor import spawn
+
+    path = tmp_path / "renamed.yaml"
+    address = spare_loopback(1)[0]
+    path.write_text(f"name: after\nservices:\n  web: {{kind: http, address: '{address}'}}\n")
+    with pytest.raises(SandboxError, match='now named "after", not "before"'):
+        spawn(
+            str(path),
+            name="before",
+            state_root=tmp_path / "state",
+            on_conflict="fail",
+            wait_timeout=5.0,
+            expect_name="before",
+        )
+    assert not (tmp_path / "state" / "before" / "state.json").exists()
