@@ -177,27 +177,35 @@ def run_up(line: UpLine) -> int | None:
 def up_command(line: UpLine, path: Path, profile_name: str, out: Printer) -> int:
     """Start the supervisor on `path` and print what the typer `up -d` prints. Raises
     SandboxError (a ProfileError from the supervisor's validation included)."""
-    from sandbox.output import lifecycle as view
-    from sandbox.output import progress
-    from sandbox.runtime.manage import up_detached
-    from sandbox.runtime.state import state_root
-    from sandbox.runtime.supervisor import request_log_default
+    from sandbox.runtime.launch import Launch, request_log_default
+    from sandbox.runtime.private import state_root
 
     name = line.name or profile_name
+    started = Launch(
+        str(path),
+        name=name,
+        state_root=state_root(),
+        on_conflict=line.on_conflict,
+        wait_timeout=line.wait_timeout,
+        request_log=line.request_log and request_log_default(),
+        expect_name=profile_name,
+    )
+    # Imported while the supervisor starts.
+    from sandbox.output import lifecycle as view
+    from sandbox.output import progress
+
     bar = progress.Progress(out, f"{name}: starting")
     try:
-        status = up_detached(
-            path,
-            name=line.name,
-            profile_name=profile_name,
-            state_root=state_root(),
-            on_conflict=line.on_conflict,  # type: ignore[arg-type]  # checked by _parse_up
-            wait_timeout=line.wait_timeout,
-            request_log=line.request_log and request_log_default(),
-            on_progress=bar.update,
-        )
+        ready = started.ready(bar.update)
     finally:
         bar.done()
+    found = ready.get("status")
+    if isinstance(found, dict):
+        status = {**found, "moves": ready.get("moves", [])}
+    else:  # an older supervisor: read the record
+        from sandbox.runtime.manage import ready_status
+
+        status = ready_status(ready, state_root(), name)
     with undone_on_closed_pipe(status["name"]):
         if line.json:
             out.json(status)
@@ -217,7 +225,7 @@ def undone_on_closed_pipe(name: str) -> Iterator[None]:
         import asyncio
 
         from sandbox.runtime.manage import down_many
-        from sandbox.runtime.state import state_root
+        from sandbox.runtime.private import state_root
 
         asyncio.run(down_many(state_root(), name, grace=5.0))
         raise

@@ -76,8 +76,8 @@ def up(
     stopped by SIGTERM exits 143, by Ctrl-C 130.
     """
     from sandbox.profile.models import parse_duration
+    from sandbox.runtime.launch import request_log_default
     from sandbox.runtime.manage import up_detached
-    from sandbox.runtime.supervisor import request_log_default
 
     try:
         timeout = parse_duration(wait_timeout)

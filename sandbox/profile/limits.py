@@ -3,16 +3,16 @@ the address pool's size, the number of services and template arithmetic."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
-from typing import Any
-
-import jinja2
-from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from sandbox.net.addresses import default_pool, pool_addresses
 from sandbox.profile.models import HttpService, Profile, Response, Route
+
+if TYPE_CHECKING:
+    import jinja2
 
 FieldPath = tuple[str | int, ...]
 Problem = tuple[FieldPath, str]
@@ -21,14 +21,20 @@ MAX_SERVICES = 5000  # each holds a socket and a log file open in one process (3
 MAX_EXPONENT = 256  # `{{ 10**5000 }}` would make a number too long to print
 
 
-class _Checker(SandboxedEnvironment):
+@functools.cache
+def _parser() -> jinja2.Environment:
     """Compiles like the stubs do, folding no arithmetic: a check must not build
-    `'x' * 10**9` while reading a profile."""
+    `'x' * 10**9` while reading a profile. Made on first use: jinja2 takes 20 ms to import,
+    and most profiles hold no template."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
-    intercepted_binops = frozenset(["**", "*", "+", "-", "/", "//", "%"])
+    class Checker(SandboxedEnvironment):
+        intercepted_binops = frozenset(["**", "*", "+", "-", "/", "//", "%"])
+
+    return Checker(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
-_PARSER = _Checker(undefined=jinja2.StrictUndefined, autoescape=False)
 _LITERAL = "for a literal {{ write {{ '{{' }}, or wrap the text in {% raw %}...{% endraw %}"
 _MARKERS = ("{{", "{%", "{#")
 
@@ -142,8 +148,11 @@ def template_problem(text: str) -> str | None:
     """Why the template `text` cannot be used (syntax, or a huge power), or None."""
     if not any(marker in text for marker in _MARKERS):
         return None
+    import jinja2
+    from jinja2 import nodes
+
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
     except jinja2.TemplateSyntaxError as exc:
         return _syntax(exc)
     for power in tree.find_all(nodes.Pow):
@@ -155,7 +164,7 @@ def template_problem(text: str) -> str | None:
                 "larger powers make numbers too long to answer with"
             )
     try:  # some mistakes (an unknown test or filter) only show when compiling
-        _PARSER.compile(text)
+        _parser().compile(text)
     except jinja2.TemplateSyntaxError as exc:
         return _syntax(exc)
     return None

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # only annotations: `status` and `down` need not import pydan
 
 
 def up_detached(
-    profile: Profile | Path,
+    profile: Profile,
     *,
     name: str | None,
     state_root: Path,
@@ -27,32 +27,12 @@ def up_detached(
     wait_timeout: float,
     request_log: bool = True,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
-    profile_name: str | None = None,
 ) -> dict[str, Any]:
     """Start a supervisor in its own session; return the sandbox's status once it is ready
     (as the supervisor's readiness probes found it: nothing is probed twice), with
-    `moves`: what --on-conflict moved. `on_progress` hears of each service ready.
+    `moves`: what --on-conflict moved. `on_progress` hears of each service ready."""
+    from sandbox.runtime.launch import spawn
 
-    `profile` is a validated profile, or the path of a profile file whose name the caller
-    read as `profile_name` (see profile.finder.peek_name): the supervisor then loads and
-    validates it itself, and reports a ProfileError as any other error."""
-    from sandbox.runtime.supervisor import spawn
-
-    if isinstance(profile, Path):
-        if profile_name is None:
-            raise ValueError("a profile given by its path needs the name it gives itself")
-        sandbox_name, source = name or profile_name, str(profile)
-        ready = spawn(
-            source,
-            name=sandbox_name,
-            state_root=state_root,
-            on_conflict=on_conflict,
-            wait_timeout=wait_timeout,
-            request_log=request_log,
-            on_progress=on_progress,
-            expect_name=profile_name,
-        )
-        return _ready_status(ready, state_root, sandbox_name)
     if profile.source is None:
         raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
     sandbox_name = name or profile.name
@@ -65,10 +45,11 @@ def up_detached(
         request_log=request_log,
         on_progress=on_progress,
     )
-    return _ready_status(ready, state_root, sandbox_name)
+    return ready_status(ready, state_root, sandbox_name)
 
 
-def _ready_status(ready: dict[str, object], state_root: Path, sandbox_name: str) -> dict[str, Any]:
+def ready_status(ready: dict[str, object], state_root: Path, sandbox_name: str) -> dict[str, Any]:
+    """The status in a supervisor's ready message (or, without one, its record), with `moves`."""
     found = ready.get("status")
     if isinstance(found, dict):
         return {**found, "moves": ready.get("moves", [])}

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -131,3 +132,22 @@ def open_log_fd(path: Path) -> int:
     private_dir(path.parent)
     check_private(path.parent)
     return open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+
+def state_root(env: Mapping[str, str] = os.environ) -> Path:
+    """The folder holding every sandbox's state, created (with missing parents) as mode 0700.
+
+    `$SANDBOX_STATE_DIR`, else `$XDG_STATE_HOME/sandbox` (only if absolute, as the XDG spec
+    says), else `~/.local/state/sandbox`. Raises StateError if it cannot be created.
+    """
+    if env.get("SANDBOX_STATE_DIR"):
+        root = Path(env["SANDBOX_STATE_DIR"]).expanduser()
+    elif env.get("XDG_STATE_HOME", "").startswith("/"):
+        root = Path(env["XDG_STATE_HOME"]) / "sandbox"
+    else:
+        home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+        root = home / ".local" / "state" / "sandbox"
+    root = root.absolute()
+    private_dir(root)
+    check_private(root, follow=True)
+    return root

@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal, get_args
@@ -22,6 +22,7 @@ from sandbox.runtime.private import (  # re-exported: records hold them
     open_private,
     private_dir,
 )
+from sandbox.runtime.private import state_root as state_root  # re-exported
 
 Status = Literal["starting", "running", "stopping"]
 STATE_FILE = "state.json"
@@ -33,25 +34,6 @@ _BAD_HINT = (
     "The file is damaged or was written by another version of sandbox: read it, stop the "
     "processes it lists by hand (`sandbox ports` shows listeners), then delete its folder."
 )
-
-
-def state_root(env: Mapping[str, str] = os.environ) -> Path:
-    """The folder holding every sandbox's state, created (with missing parents) as mode 0700.
-
-    `$SANDBOX_STATE_DIR`, else `$XDG_STATE_HOME/sandbox` (only if absolute, as the XDG spec
-    says), else `~/.local/state/sandbox`. Raises StateError if it cannot be created.
-    """
-    if env.get("SANDBOX_STATE_DIR"):
-        root = Path(env["SANDBOX_STATE_DIR"]).expanduser()
-    elif env.get("XDG_STATE_HOME", "").startswith("/"):
-        root = Path(env["XDG_STATE_HOME"]) / "sandbox"
-    else:
-        home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-        root = home / ".local" / "state" / "sandbox"
-    root = root.absolute()
-    private_dir(root)
-    check_private(root, follow=True)
-    return root
 
 
 def _check_name(name: str, what: str = "sandbox") -> str:

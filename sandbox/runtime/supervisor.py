@@ -1,11 +1,9 @@
 """The detached supervisor: a process in its own session that hosts a sandbox until told to stop.
 
-`spawn()` starts it, hands it the profile the CLI already validated (pickled, on its stdin:
-the supervisor neither parses nor validates it again) and waits on a pipe for one JSON line:
-ready (with the status of every service and what --on-conflict moved), or the error that
-stopped it (after it tore down what it had started). Progress lines (`{"progress": ...}`,
-one per service ready) may come first. `python -m sandbox.runtime.supervisor` is the child
-side; given `--profile PATH` instead of `--profile-stdin` it loads the file itself.
+This is the child side (`python -m sandbox.runtime.supervisor`); sandbox.runtime.launch
+starts it and reads its reports. It is given the profile pickled on its stdin (validated
+by the CLI: it neither parses nor validates it again), or `--profile PATH`, which it then
+loads and validates itself.
 """
 
 from __future__ import annotations
@@ -18,142 +16,23 @@ import json
 import logging
 import os
 import pickle
-import select
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox.errors import SandboxError, error_from_json, error_to_json
+from sandbox.errors import SandboxError, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
-from sandbox.runtime.private import check_private, open_private, private_dir
+from sandbox.runtime.launch import REQUEST_LOG_ENV as REQUEST_LOG_ENV  # re-exported
+from sandbox.runtime.launch import request_log_default as request_log_default  # re-exported
+from sandbox.runtime.launch import spawn as spawn  # re-exported
 
 log = logging.getLogger("sandbox.supervisor")
 
 if TYPE_CHECKING:
     from sandbox.profile.models import Profile
     from sandbox.runtime.sandbox import Sandbox
-
-# Environment switch for every stub's request log (same as `--no-request-log`).
-REQUEST_LOG_ENV = "SANDBOX_REQUEST_LOG"
-
-
-def request_log_default() -> bool:
-    """False when $SANDBOX_REQUEST_LOG is 0, no, off or false; True otherwise."""
-    return os.environ.get(REQUEST_LOG_ENV, "1").strip().lower() not in {"0", "no", "off", "false"}
-
-
-def spawn(
-    profile: Profile | str,
-    *,
-    name: str,
-    state_root: Path,
-    on_conflict: str,
-    wait_timeout: float,
-    request_log: bool = True,
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
-    expect_name: str | None = None,
-) -> dict[str, object]:
-    """Start a supervisor for `profile` (validated, loaded from a file; or the path of a
-    profile file, which it then loads and validates itself) and return its ready message,
-    which holds the status of every service; raise the error it reported (a ProfileError
-    too). `expect_name`: the name the caller read from the file; the supervisor refuses a
-    profile that says otherwise (it changed in between).
-
-    Before that line, the supervisor reports each service that became ready; `on_progress`
-    receives those reports ({"ready": n, "total": m, "service": name}).
-    Leaves the supervisor running on success; on failure it has already stopped everything.
-    """
-    read_fd, write_fd = os.pipe()
-    log_dir = state_root / name
-    private_dir(log_dir)
-    check_private(log_dir)
-    cmd = [
-        sys.executable, "-m", "sandbox.runtime.supervisor",
-        *(["--profile", profile] if isinstance(profile, str) else ["--profile-stdin"]),
-        "--name", name, "--state-root", str(state_root),
-        "--on-conflict", on_conflict, "--wait-timeout", str(wait_timeout),
-        "--ready-fd", str(write_fd),
-    ]  # fmt: skip
-    if not request_log:
-        cmd.append("--no-request-log")
-    if expect_name is not None:
-        cmd += ["--expect-name", expect_name]
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    with os.fdopen(open_private(log_dir / "supervisor.log", flags), "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL if isinstance(profile, str) else subprocess.PIPE,
-            stdout=log,
-            stderr=log,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-        )
-    os.close(write_fd)
-    if proc.stdin is not None:
-        try:
-            # The child reads it all before anything else, so this cannot block for long.
-            proc.stdin.write(pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL))
-            proc.stdin.close()
-        except BrokenPipeError:  # it died at once; the empty ready line below says so
-            pass
-    deadline = time.monotonic() + wait_timeout + 15.0
-    try:
-        lines = _read_lines(read_fd, deadline=deadline)
-        line = next(lines, "")
-        while line.startswith('{"progress"'):
-            if on_progress is not None:
-                on_progress(json.loads(line)["progress"])
-            line = next(lines, "")
-    finally:
-        os.close(read_fd)
-    if not line:
-        code = proc.poll()
-        tail = _tail(log_dir / "supervisor.log")
-        raise SandboxError(
-            f"the supervisor of {name} stopped before it said it was ready"
-            + (f" (exit code {code})" if code is not None else "")
-            + (f":\n{tail}" if tail else "."),
-            "Run it in the foreground (`sandbox up` without -d) to see what happens.",
-        )
-    message: dict[str, object] = json.loads(line)
-    if not message.get("ok"):
-        proc.wait(timeout=10)
-        error = message.get("error")
-        if not isinstance(error, dict):
-            raise SandboxError(f"the supervisor of {name} stopped with an unreadable report.")
-        raise error_from_json(error)
-    return message
-
-
-def _read_lines(fd: int, *, deadline: float) -> Iterator[str]:
-    """Each complete line from `fd` until end of file or `deadline`."""
-    buffer = b""
-    while True:
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            yield line.decode("utf-8", "replace")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if not readable:
-            return
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return
-        buffer += chunk
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join("  " + line for line in text.splitlines()[-lines:])
 
 
 def _read_profile(args: argparse.Namespace) -> Profile:
