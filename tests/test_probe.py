@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -581,3 +582,22 @@ async def test_wait_ready_never_raises() -> None:
     result = await wait_ready(broken, timeout=1.0)
     assert result.state is ProbeState.ERROR
     assert result.detail == "the probe failed: RuntimeError: a bug in a probe"
+
+
+def test_connect_now_proves_a_listener_of_this_process_without_waiting(spare_loopback: Any) -> None:
+    from sandbox.net.sockets import bind_listener
+    from sandbox.probe.tcp import connect_now
+
+    listening, nothing = (str(a) for a in spare_loopback(2))
+    with bind_listener(listening, 0) as listener:
+        port = listener.getsockname()[1]
+        result = connect_now(listening, port)
+        assert result is not None
+        assert result.state is ProbeState.OPEN
+        assert (result.address, result.port) == (listening, port)
+        assert result.detail.startswith(f"connected to {listening}:{port} in ")
+        conn, _ = listener.accept()  # it did connect: the connection waits in the queue
+        conn.close()
+    assert connect_now(nothing, port) is None  # refused: the caller probes over time instead
+    with pytest.raises(ValueError, match="not a loopback address"):
+        connect_now("192.0.2.1", port)  # never anything but loopback
