@@ -41,7 +41,11 @@ _MARKERS = ("{{", "{%", "{#")
 
 def check_limits(profile: Profile) -> list[Problem]:
     """Problems that `up` would otherwise meet only while starting, as (field path, message)."""
-    problems = list(_nul_characters(profile.model_dump(by_alias=True)))
+    problems: list[Problem] = []
+    # JSON writes a NUL as \u0000: one dump in pydantic's Rust code says whether the walk
+    # that names where is needed (it took 0.1 s for a profile of 1000 services).
+    if "\\u0000" in profile.model_dump_json(by_alias=True):
+        problems += _nul_characters(profile.model_dump(by_alias=True))
     problems += _env_names(profile)
     problems += _pool(profile)
     if len(profile.services) > MAX_SERVICES:
