@@ -4,7 +4,7 @@
 profile (pickled on its stdin, or the path of its file) and waits on a pipe for one JSON
 line: ready (with the status of every service and what --on-conflict moved), or the error
 that stopped it (after it tore down what it had started). Progress lines
-(`{"progress": ...}`, one per service ready) may come first.
+(`{"progress": ...}`, at most one per service ready, at least 20 ms apart) may come first.
 
 Only the standard library, sandbox.errors and runtime.private are imported here: `up -d`
 starts the supervisor before it loads anything else, so the two processes' imports overlap.

@@ -18,6 +18,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ from sandbox.runtime.launch import request_log_default as request_log_default  #
 from sandbox.runtime.launch import spawn as spawn  # re-exported
 
 log = logging.getLogger("sandbox.supervisor")
+
+PROGRESS_EVERY = 0.02  # seconds between progress reports to the waiting `up -d`
 
 if TYPE_CHECKING:
     from sandbox.profile.models import Profile
@@ -74,11 +77,17 @@ async def _supervise(args: argparse.Namespace) -> int:
     ready_fd: int = args.ready_fd
     ready: list[str] = []
     total = 0
+    last_said = 0.0
 
     def progress(event: Event) -> None:
+        nonlocal last_said
         _log_event(event)
         if isinstance(event, ServiceReady) and ready_fd >= 0:
             ready.append(event.service)
+            now = time.monotonic()
+            if now - last_said < PROGRESS_EVERY and len(ready) < total:
+                return  # a bar redrawn a thousand times a second shows nothing more
+            last_said = now
             line = {"progress": {"ready": len(ready), "total": total, "service": event.service}}
             with contextlib.suppress(OSError):  # the waiting `up -d` went away: go on
                 os.write(ready_fd, (json.dumps(line) + "\n").encode())
