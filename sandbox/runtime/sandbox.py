@@ -7,6 +7,7 @@ AsyncExitStack, and any failure unwinds what already started before the error is
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import shutil
@@ -61,7 +62,7 @@ CONTROL = "(control API)"  # the control API's socket among the held ones
 WRITE_DELAY = 0.1  # seconds a service's new state may wait to be recorded in state.json
 
 
-@dataclass
+@dataclass(slots=True)  # a thousand stubs: no __dict__ each
 class RunningService:
     """One service of a started sandbox: where it is and what serves it."""
 
@@ -323,6 +324,7 @@ class Sandbox(StubAccess):
         self.control_url = server.url
 
     def _materialise(self, plan: Plan, sockets: dict[str, socket.socket]) -> None:
+        stubs_log = self._state.stubs_log if self._state is not None else None
         for planned in plan.services:
             sock = sockets.get(planned.name)
             port = sock.getsockname()[1] if sock is not None else planned.port
@@ -337,8 +339,7 @@ class Sandbox(StubAccess):
             )
             if self._state is not None:
                 stub = planned.kind != "command"  # one file for all stubs: fewer files to make
-                state = self._state
-                running.log_path = state.stubs_log if stub else state.log_path(planned.name)
+                running.log_path = stubs_log if stub else self._state.log_path(planned.name)
             self.services[planned.name] = running
 
     def _certify(self, stack: AsyncExitStack) -> None:
@@ -434,6 +435,11 @@ class Sandbox(StubAccess):
         except BaseExceptionGroup as group_error:
             raise _first_expected(group_error) from None
 
+    @functools.cached_property
+    def _profile_dir(self) -> Path | None:
+        # One Path for every service: a thousand stubs need not make a thousand.
+        return Path(self.profile.source).parent if self.profile.source else None
+
     async def _start_one(
         self, stack: AsyncExitStack, running: RunningService, peers: dict[str, Peer]
     ) -> None:
@@ -446,7 +452,7 @@ class Sandbox(StubAccess):
             address=running.address,
             port=running.port,
             url=running.url,
-            profile_dir=Path(self.profile.source).parent if self.profile.source else None,
+            profile_dir=self._profile_dir,
             peers=peers,
             log=log,
             counter=self._journal_counter,
