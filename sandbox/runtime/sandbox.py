@@ -176,6 +176,7 @@ class Sandbox(StubAccess):
         self.forced = False
         self._status = "starting"
         self._pending_write: asyncio.TimerHandle | None = None
+        self._write_took = 0.0  # seconds the last write of state.json took
         self.authority: Authority | None = None
 
     # -- the public surface -------------------------------------------------------------
@@ -708,11 +709,15 @@ class Sandbox(StubAccess):
             self._pending_write = None
         if self._state is None or self._gone:
             return
+        started = time.perf_counter()
         self._state.write(self.record())
+        self._write_took = time.perf_counter() - started
 
     def _write_soon(self) -> None:
-        """Record a change within WRITE_DELAY: a thousand stubs becoming ready one after the
-        other make a few writes of state.json, not a thousand (each one of every service)."""
+        """Record a change soon: within WRITE_DELAY, or twenty times as long as the last
+        write took, so that writing takes at most a twentieth of the time. A thousand stubs
+        becoming ready one after the other make a few writes of state.json, not a thousand
+        (each one of every service)."""
         if self._state is None or self._pending_write is not None:
             return
 
@@ -720,7 +725,8 @@ class Sandbox(StubAccess):
             self._pending_write = None
             self._write_record(self._status)
 
-        self._pending_write = asyncio.get_running_loop().call_later(WRITE_DELAY, write)
+        delay = max(WRITE_DELAY, 20 * self._write_took)
+        self._pending_write = asyncio.get_running_loop().call_later(delay, write)
 
     def _get(self, service: str) -> RunningService:
         try:
