@@ -14,6 +14,7 @@ from sandbox.probe import ProbeResult, ProbeState, probe_all, probe_http, probe_
 from sandbox.probe.targets import Target, expand, parse_target
 
 Named = Callable[[str], list[tuple[str, str, int]]]
+_NAMED = 3  # listeners named in a refused result's detail
 
 
 def _no_names(name: str) -> list[tuple[str, str, int]]:
@@ -87,10 +88,20 @@ def _job(
     return probe_tcp(address, port, timeout=timeout, target=label)
 
 
-def neighbours(address: str, port: int, table: SocketTable) -> list[Listener]:
-    """Listeners on the same port at another address: the usual cause of a refused connection."""
+def neighbours(
+    address: str, port: int, table: SocketTable, *, limit: int | None = None
+) -> list[Listener]:
+    """Listeners on the same port at another address: the usual cause of a refused connection.
+
+    The first `limit` of them (all by default), in table order."""
     here = ipaddress.ip_address(address)
-    return [x for x in table if x.port == port and x.protocol == "tcp" and x.address != here]
+    found: list[Listener] = []
+    for x in table:
+        if x.port == port and x.protocol == "tcp" and x.address != here:
+            found.append(x)
+            if len(found) == limit:
+                break  # a thousand refusals next to a thousand listeners: not a million checks
+    return found
 
 
 def explain_refused(
@@ -102,10 +113,10 @@ def explain_refused(
     thousand refusals near one busy program do not repeat it a thousand times."""
     if result.state is not ProbeState.REFUSED or result.address is None or result.port is None:
         return result
-    found = neighbours(result.address, result.port, table)
+    found = neighbours(result.address, result.port, table, limit=_NAMED)
     if not found:
         return result
-    others = ", ".join(_holder(x, quoted) for x in found[:3])
+    others = ", ".join(_holder(x, quoted) for x in found)
     where = format_hostport(result.address, result.port)
     detail = f"nothing listens on {where}, but {others} does: wrong address?"
     from dataclasses import replace
