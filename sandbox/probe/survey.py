@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from sandbox.errors import UsageError
 from sandbox.net.addresses import format_hostport
 from sandbox.net.listeners import Listener, SocketTable
-from sandbox.net.table import read_table
+from sandbox.net.listening import read_tcp_listeners
 from sandbox.probe import ProbeResult, ProbeState, probe_all, probe_http, probe_tcp
 from sandbox.probe.targets import Target, expand, parse_target
 
@@ -52,7 +52,7 @@ async def probe_targets(
             jobs.append(_job(target, address, port, label, timeout, tls))
     results = await probe_all(jobs)
     if any(r.state is ProbeState.REFUSED for r in results):
-        listeners = table() if table is not None else read_table(protocols=("tcp",))
+        listeners = table() if table is not None else read_tcp_listeners()
         # Grouped by port once: a thousand refusals must not each scan the whole table.
         by_port: dict[int, list[Listener]] = {}
         for listener in listeners:
