@@ -1,16 +1,21 @@
-"""The fast entry point: `sandbox --help` without typer, `sandbox down` without typer and
-pydantic, both printing what the typer app prints."""
+"""The fast entry point: `sandbox --help` without typer, `sandbox down` and `sandbox probe`
+without typer and pydantic, each printing what the typer app prints."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
 from sandbox.quick import _parse_down
+from sandbox.quick_probe import literal_targets, parse_probe
 
 TYPER_HELP = "import sys; sys.argv = ['sandbox', '--help']; from sandbox.cli import main; main()"
 QUICK = "import sys; sys.argv = ['sandbox', *sys.argv[1:]]; from sandbox.quick import main; main()"
@@ -81,3 +86,102 @@ def test_a_usage_error_of_down_is_worded_and_coded_as_before(tmp_path: object) -
     done = _run(QUICK, "down", SANDBOX_STATE_DIR=str(tmp_path))
     assert done.returncode == 2
     assert "name a sandbox, or pass --all" in done.stderr
+
+
+TYPER = "import sys; sys.argv = ['sandbox', *sys.argv[1:]]; from sandbox.cli import main; main()"
+LOADED = (
+    "import atexit; atexit.register(lambda: sys.stderr.write(repr(sorted({m.split('.')[0] for m "
+    "in sys.modules} & {'typer', 'pydantic', 'aiohttp'})))); main()"
+)
+
+
+def _same_but_timing(text: str) -> str:
+    """Output with latencies (which differ run to run) and the padding they set removed."""
+    text = re.sub(r"\d+\.\d+ ms", "T ms", text)
+    text = re.sub(r'"latency_ms": \d+\.\d+', '"latency_ms": T', text)
+    return re.sub(r" {2,}", "  ", text)
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        (["127.0.0.1:80"], (["127.0.0.1:80"], 2.0, False)),
+        (["--json", "127.0.0.1:80", "[::1]:9"], (["127.0.0.1:80", "[::1]:9"], 2.0, True)),
+        (["127.0.0.1:80", "--timeout", "0.5"], (["127.0.0.1:80"], 0.5, False)),
+        (["--timeout=3", "127.0.0.1:80"], (["127.0.0.1:80"], 3.0, False)),
+        ([], None),
+        (["--json"], None),
+        (["127.0.0.1:80", "--timeout", "0"], None),
+        (["127.0.0.1:80", "--timeout", "soon"], None),
+        (["127.0.0.1:80", "--timeout"], None),
+        (["127.0.0.1:80", "--cacert", "ca.pem"], None),
+        (["127.0.0.1:80", "--help"], None),
+        (["--", "127.0.0.1:80"], None),
+    ],
+)
+def test_what_the_fast_probe_takes_and_what_it_leaves_to_typer(
+    args: list[str], parsed: tuple[list[str], float, bool] | None
+) -> None:
+    assert parse_probe(args) == parsed
+
+
+@pytest.mark.parametrize(
+    ("texts", "literal"),
+    [
+        (["127.0.0.5:8080", "[::1]:9000"], True),
+        (["127.0.0.5:8080", "localhost:5432"], False),  # a name to resolve: typer's path
+        (["http://127.0.0.9/health"], False),
+        (["web"], False),
+        (["10.0.0.1:80"], False),  # an error typer words
+        (["127.0.0.5"], False),
+    ],
+)
+def test_only_literal_loopback_targets_take_the_fast_probe(texts: list[str], literal: bool) -> None:
+    assert (literal_targets(texts) is not None) == literal
+
+
+@pytest.mark.parametrize("json_", [False, True])
+def test_the_fast_probe_prints_what_typer_prints(
+    tmp_path: object, spare_loopback: Callable[[int], list[ipaddress.IPv4Address]], json_: bool
+) -> None:
+    open_at, refused_at, lonely = (str(a) for a in spare_loopback(3))
+    with socket.socket() as listener:
+        listener.bind((open_at, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        # open; refused next to the listener (the neighbour hint); refused on a port of its own.
+        with socket.socket() as spare:
+            spare.bind((lonely, 0))
+            free = spare.getsockname()[1]  # bound, not listening: refuses
+            args = ["probe", f"{open_at}:{port}", f"{refused_at}:{port}", f"{lonely}:{free}"]
+            args += ["--json"] if json_ else []
+            env = {"SANDBOX_STATE_DIR": str(tmp_path)}
+            fast = _run(QUICK.replace("main()", LOADED), *args, **env)
+            slow = _run(TYPER, *args, **env)
+    assert fast.returncode == slow.returncode == 5
+    assert _same_but_timing(fast.stdout) == _same_but_timing(slow.stdout)
+    assert f"but {open_at}:{port}" in fast.stdout  # the neighbour hint is there
+    assert fast.stderr == "[]"  # none of typer, pydantic, aiohttp was imported
+    assert slow.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["probe", "10.0.0.1:80"],
+        ["probe", "127.0.0.1:0"],
+        ["probe", "127.0.0.1:80", "--timeout", "-1"],
+        ["probe", "127.0.0.1:80", "--json", "--cacert", "/nonexistent.pem"],
+    ],
+)
+def test_what_the_fast_probe_leaves_to_typer_is_worded_and_coded_by_it(
+    tmp_path: object, args: list[str]
+) -> None:
+    env = {"SANDBOX_STATE_DIR": str(tmp_path)}
+    fast, slow = _run(QUICK, *args, **env), _run(TYPER, *args, **env)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode in (1, 2)  # a usage error; a negative timeout is a bug typer words
