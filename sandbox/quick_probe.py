@@ -66,14 +66,15 @@ def run_probe(args: list[str]) -> int | None:
     if parsed is None:
         return None
     texts, timeout, json_ = parsed
-    if literal_targets(texts) is None:
+    targets = literal_targets(texts)
+    if targets is None:
         return None
     from sandbox.output import Printer
     from sandbox.quick import _report, quiet_pipe
 
     out = Printer()
     try:
-        return probe_command(texts, timeout, json_, out)
+        return probe_command(targets, timeout, json_, out)
     except BrokenPipeError:
         return quiet_pipe()
     except SandboxError as exc:
@@ -88,14 +89,12 @@ def run_probe(args: list[str]) -> int | None:
         return int(ExitCode.UNEXPECTED)
 
 
-def probe_command(texts: list[str], timeout: float, json_: bool, out: Printer) -> int:
-    """Probe `texts` and print what the typer command prints; the exit code."""
-    import asyncio
-
+def probe_command(targets: list[Target], timeout: float, json_: bool, out: Printer) -> int:
+    """Probe `targets` and print what the typer command prints; the exit code."""
     from sandbox.output import diagnose as view
-    from sandbox.probe.survey import probe_targets
+    from sandbox.probe.survey import probe_literals
 
-    results = asyncio.run(probe_targets(texts, timeout=timeout))
+    results = probe_literals(targets, timeout=timeout)
     if json_:
         out.json({"results": [r.to_json() for r in results]})
     else:

@@ -91,7 +91,7 @@ def test_a_usage_error_of_down_is_worded_and_coded_as_before(tmp_path: object) -
 TYPER = "import sys; sys.argv = ['sandbox', *sys.argv[1:]]; from sandbox.cli import main; main()"
 LOADED = (
     "import atexit; atexit.register(lambda: sys.stderr.write(repr(sorted({m.split('.')[0] for m "
-    "in sys.modules} & {'typer', 'pydantic', 'aiohttp'})))); main()"
+    "in sys.modules} & {'typer', 'pydantic', 'aiohttp', 'asyncio'})))); main()"
 )
 
 
@@ -161,7 +161,7 @@ def test_the_fast_probe_prints_what_typer_prints(
     assert fast.returncode == slow.returncode == 5
     assert _same_but_timing(fast.stdout) == _same_but_timing(slow.stdout)
     assert f"but {open_at}:{port}" in fast.stdout  # the neighbour hint is there
-    assert fast.stderr == "[]"  # none of typer, pydantic, aiohttp was imported
+    assert fast.stderr == "[]"  # none of typer, pydantic, aiohttp, asyncio was imported
     assert slow.stderr == ""
 
 
