@@ -10,12 +10,15 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from sandbox.quick import _parse_down
 from sandbox.quick_probe import literal_targets, parse_probe
+from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 
 TYPER_HELP = "import sys; sys.argv = ['sandbox', '--help']; from sandbox.cli import main; main()"
 QUICK = "import sys; sys.argv = ['sandbox', *sys.argv[1:]]; from sandbox.quick import main; main()"
@@ -185,3 +188,24 @@ def test_what_the_fast_probe_leaves_to_typer_is_worded_and_coded_by_it(
         slow.stderr,
     )
     assert fast.returncode in (1, 2)  # a usage error; a negative timeout is a bug typer words
+
+
+def test_down_of_a_recorded_sandbox_by_name_loads_no_profile_code(tmp_path: Path) -> None:
+    # The name is found in the state folder: no profile is looked up, so pydantic stays out.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))  # a port that refuses, as a stopped stub's does
+        port = bound.getsockname()[1]
+        svc = ServiceRecord(name="api", kind="http", address="127.0.0.1", port=port, url="", log="")
+        record = SandboxRecord(
+            name="rec", profile="rec", profile_path=None, supervisor=None,
+            started_at=time.time(), status="running", services=(svc,),
+        )  # fmt: skip
+        StateDir(tmp_path, "rec").write(record)
+        probe = QUICK.replace("main()", LOADED)
+        done = _run(probe, "down", "rec", "--json", SANDBOX_STATE_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (report,) = json.loads(done.stdout)["sandboxes"]
+    assert (report["name"], report["stopped"], report["clean"]) == ("rec", ["api"], True)
+    assert "pydantic" not in done.stderr
+    assert "typer" not in done.stderr
+    assert StateDir(tmp_path, "rec").read() is None
