@@ -59,6 +59,19 @@ def literal_targets(texts: list[str]) -> list[Target] | None:
     return parsed
 
 
+def _no_bundles() -> bool:
+    """What the typer command does before it probes, as far as it can fail or matter: open
+    (create) and check the state folder, then load the CAs of running TLS sandboxes. True
+    when that is done and nothing was found; a problem, or CAs to load, are typer's."""
+    from sandbox.runtime.authority import running_bundles
+    from sandbox.runtime.state import state_root
+
+    try:
+        return not running_bundles(state_root())
+    except (SandboxError, OSError):
+        return False
+
+
 def run_probe(args: list[str]) -> int | None:
     """`sandbox probe` of literal targets: print the results; the exit code. None: not handled
     here, the caller runs the typer command instead."""
@@ -67,7 +80,7 @@ def run_probe(args: list[str]) -> int | None:
         return None
     texts, timeout, json_ = parsed
     targets = literal_targets(texts)
-    if targets is None:
+    if targets is None or not _no_bundles():
         return None
     from sandbox.output import Printer
     from sandbox.quick import _report, quiet_pipe

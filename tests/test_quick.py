@@ -209,3 +209,21 @@ def test_down_of_a_recorded_sandbox_by_name_loads_no_profile_code(tmp_path: Path
     assert "pydantic" not in done.stderr
     assert "typer" not in done.stderr
     assert StateDir(tmp_path, "rec").read() is None
+
+
+def test_a_state_folder_typer_refuses_is_refused_by_the_fast_probe_too(tmp_path: Path) -> None:
+    # The typer command opens the state folder (for the CAs of running TLS sandboxes) before
+    # it probes: a folder it refuses makes the fast path hand over, for the same message.
+    root = tmp_path / "state"
+    root.mkdir(mode=0o700)
+    root.chmod(0o777)
+    args = ["probe", "127.0.0.1:9", "--json"]
+    fast = _run(QUICK, *args, SANDBOX_STATE_DIR=str(root))
+    slow = _run(TYPER, *args, SANDBOX_STATE_DIR=str(root))
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode not in (0, 5)
+    assert "state folder" in fast.stdout + fast.stderr

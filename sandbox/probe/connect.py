@@ -73,9 +73,12 @@ def _start(
 ) -> ProbeResult | tuple[socket.socket, float]:
     """Begin one connect: the socket and its start, or the result if it ended at once."""
     address, port, label = endpoint
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
     start = time.perf_counter()
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # out of descriptors: this target's answer, not everyone's
+        return _failed(exc, label, address, port, timeout)
+    sock.setblocking(False)
     try:
         sock.connect((address, port))
     except (BlockingIOError, InterruptedError):
