@@ -47,6 +47,12 @@ def main(prog_name: str | None = None) -> None:
             code = run_up(up)
             if code is not None:
                 sys.exit(code)
+    if args[:1] == ["probe"]:
+        from sandbox.quick_probe import run_probe
+
+        code = run_probe(args[1:])
+        if code is not None:
+            sys.exit(code)
     from sandbox.cli import main as typer_main
 
     typer_main(prog_name=prog_name)

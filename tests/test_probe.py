@@ -26,8 +26,8 @@ from sandbox.probe import (
     resolve,
     wait_ready,
 )
+from sandbox.probe.endpoint import _classify
 from sandbox.probe.resolve import hosts_addresses
-from sandbox.probe.tcp import _classify
 
 V4 = "127.0.0.61"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

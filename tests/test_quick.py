@@ -1,18 +1,25 @@
-"""The fast entry point: `sandbox --help` without typer, `sandbox down` without typer and
-pydantic, both printing what the typer app prints."""
+"""The fast entry point: `sandbox --help` without typer, `sandbox down`, `sandbox probe` and
+`sandbox up -d` without typer, each printing what the typer app prints."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox.quick import _STRATEGIES, UpLine, _parse_down, _parse_up
+from sandbox.quick_probe import literal_targets, parse_probe
+from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 
 TYPER_HELP = "import sys; sys.argv = ['sandbox', '--help']; from sandbox.cli import main; main()"
 QUICK = "import sys; sys.argv = ['sandbox', *sys.argv[1:]]; from sandbox.quick import main; main()"
@@ -86,7 +93,7 @@ def test_a_usage_error_of_down_is_worded_and_coded_as_before(tmp_path: object) -
 
 
 TYPER_UP = "import sys; sys.argv = ['sandbox', *sys.argv[1:]]; from sandbox.cli import main; main()"
-LOADED = (
+LOADED_UP = (
     "import atexit; atexit.register(lambda: print(sorted({m.split('.')[0] for m in "
     "sys.modules} & {'typer', 'pydantic', 'aiohttp', 'yaml'}))); main()"
 )
@@ -108,7 +115,7 @@ def test_up_detached_runs_without_typer_or_pydantic_and_reports_as_typer_does(
     path = _stub_profile(tmp_path, str(spare_loopback(1)[0]))
     state = str(tmp_path / "state")
     try:
-        up = _run(QUICK.replace("main()", LOADED), "up", str(path), "-d", "--json",
+        up = _run(QUICK.replace("main()", LOADED_UP), "up", str(path), "-d", "--json",
                   SANDBOX_STATE_DIR=state)  # fmt: skip
         assert up.returncode == 0, up.stderr
         *report, loaded = up.stdout.splitlines()
@@ -170,3 +177,141 @@ def test_the_fast_up_knows_every_conflict_strategy() -> None:
     from sandbox.plan import ON_CONFLICT_CHOICES
 
     assert _STRATEGIES == ON_CONFLICT_CHOICES
+
+
+TYPER = "import sys; sys.argv = ['sandbox', *sys.argv[1:]]; from sandbox.cli import main; main()"
+LOADED = (
+    "import atexit; atexit.register(lambda: sys.stderr.write(repr(sorted({m.split('.')[0] for m "
+    "in sys.modules} & {'typer', 'pydantic', 'aiohttp', 'asyncio'})))); main()"
+)
+
+
+def _same_but_timing(text: str) -> str:
+    """Output with latencies (which differ run to run) and the padding they set removed."""
+    text = re.sub(r"\d+\.\d+ ms", "T ms", text)
+    text = re.sub(r'"latency_ms": \d+\.\d+', '"latency_ms": T', text)
+    return re.sub(r" {2,}", "  ", text)
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        (["127.0.0.1:80"], (["127.0.0.1:80"], 2.0, False)),
+        (["--json", "127.0.0.1:80", "[::1]:9"], (["127.0.0.1:80", "[::1]:9"], 2.0, True)),
+        (["127.0.0.1:80", "--timeout", "0.5"], (["127.0.0.1:80"], 0.5, False)),
+        (["--timeout=3", "127.0.0.1:80"], (["127.0.0.1:80"], 3.0, False)),
+        ([], None),
+        (["--json"], None),
+        (["127.0.0.1:80", "--timeout", "0"], None),
+        (["127.0.0.1:80", "--timeout", "soon"], None),
+        (["127.0.0.1:80", "--timeout"], None),
+        (["127.0.0.1:80", "--cacert", "ca.pem"], None),
+        (["127.0.0.1:80", "--help"], None),
+        (["--", "127.0.0.1:80"], None),
+    ],
+)
+def test_what_the_fast_probe_takes_and_what_it_leaves_to_typer(
+    args: list[str], parsed: tuple[list[str], float, bool] | None
+) -> None:
+    assert parse_probe(args) == parsed
+
+
+@pytest.mark.parametrize(
+    ("texts", "literal"),
+    [
+        (["127.0.0.5:8080", "[::1]:9000"], True),
+        (["127.0.0.5:8080", "localhost:5432"], False),  # a name to resolve: typer's path
+        (["http://127.0.0.9/health"], False),
+        (["web"], False),
+        (["10.0.0.1:80"], False),  # an error typer words
+        (["127.0.0.5"], False),
+    ],
+)
+def test_only_literal_loopback_targets_take_the_fast_probe(texts: list[str], literal: bool) -> None:
+    assert (literal_targets(texts) is not None) == literal
+
+
+@pytest.mark.parametrize("json_", [False, True])
+def test_the_fast_probe_prints_what_typer_prints(
+    tmp_path: object, spare_loopback: Callable[[int], list[ipaddress.IPv4Address]], json_: bool
+) -> None:
+    open_at, refused_at, lonely = (str(a) for a in spare_loopback(3))
+    with socket.socket() as listener:
+        listener.bind((open_at, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        # open; refused next to the listener (the neighbour hint); refused on a port of its own.
+        with socket.socket() as spare:
+            spare.bind((lonely, 0))
+            free = spare.getsockname()[1]  # bound, not listening: refuses
+            args = ["probe", f"{open_at}:{port}", f"{refused_at}:{port}", f"{lonely}:{free}"]
+            args += ["--json"] if json_ else []
+            env = {"SANDBOX_STATE_DIR": str(tmp_path)}
+            fast = _run(QUICK.replace("main()", LOADED), *args, **env)
+            slow = _run(TYPER, *args, **env)
+    assert fast.returncode == slow.returncode == 5
+    assert _same_but_timing(fast.stdout) == _same_but_timing(slow.stdout)
+    assert f"but {open_at}:{port}" in fast.stdout  # the neighbour hint is there
+    assert fast.stderr == "[]"  # none of typer, pydantic, aiohttp, asyncio was imported
+    assert slow.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["probe", "10.0.0.1:80"],
+        ["probe", "127.0.0.1:0"],
+        ["probe", "127.0.0.1:80", "--timeout", "-1"],
+        ["probe", "127.0.0.1:80", "--json", "--cacert", "/nonexistent.pem"],
+    ],
+)
+def test_what_the_fast_probe_leaves_to_typer_is_worded_and_coded_by_it(
+    tmp_path: object, args: list[str]
+) -> None:
+    env = {"SANDBOX_STATE_DIR": str(tmp_path)}
+    fast, slow = _run(QUICK, *args, **env), _run(TYPER, *args, **env)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode in (1, 2)  # a usage error; a negative timeout is a bug typer words
+
+
+def test_down_of_a_recorded_sandbox_by_name_loads_no_profile_code(tmp_path: Path) -> None:
+    # The name is found in the state folder: no profile is looked up, so pydantic stays out.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))  # a port that refuses, as a stopped stub's does
+        port = bound.getsockname()[1]
+        svc = ServiceRecord(name="api", kind="http", address="127.0.0.1", port=port, url="", log="")
+        record = SandboxRecord(
+            name="rec", profile="rec", profile_path=None, supervisor=None,
+            started_at=time.time(), status="running", services=(svc,),
+        )  # fmt: skip
+        StateDir(tmp_path, "rec").write(record)
+        probe = QUICK.replace("main()", LOADED)
+        done = _run(probe, "down", "rec", "--json", SANDBOX_STATE_DIR=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (report,) = json.loads(done.stdout)["sandboxes"]
+    assert (report["name"], report["stopped"], report["clean"]) == ("rec", ["api"], True)
+    assert "pydantic" not in done.stderr
+    assert "typer" not in done.stderr
+    assert StateDir(tmp_path, "rec").read() is None
+
+
+def test_a_state_folder_typer_refuses_is_refused_by_the_fast_probe_too(tmp_path: Path) -> None:
+    # The typer command opens the state folder (for the CAs of running TLS sandboxes) before
+    # it probes: a folder it refuses makes the fast path hand over, for the same message.
+    root = tmp_path / "state"
+    root.mkdir(mode=0o700)
+    root.chmod(0o777)
+    args = ["probe", "127.0.0.1:9", "--json"]
+    fast = _run(QUICK, *args, SANDBOX_STATE_DIR=str(root))
+    slow = _run(TYPER, *args, SANDBOX_STATE_DIR=str(root))
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        slow.returncode,
+        slow.stdout,
+        slow.stderr,
+    )
+    assert fast.returncode not in (0, 5)
+    assert "state folder" in fast.stdout + fast.stderr

@@ -8,8 +8,9 @@ import ssl
 import time
 
 from sandbox.net.addresses import format_hostport
+from sandbox.probe.endpoint import _check, _failed
 from sandbox.probe.result import BODY_LIMIT, ProbeResult, ProbeState, _excerpt, _ms, _seconds
-from sandbox.probe.tcp import _check, _close, _failed, _open_stream
+from sandbox.probe.tcp import _close, _open_stream
 from sandbox.probe.tls import tls_problem
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9][0-9])(?: ([^\r\n]*))?\r?\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Target:
         return format_hostport(self.host, self.port)
 
 
+@functools.lru_cache(maxsize=4096)  # parsing and checking a target reads its host 4 times
 def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if "%" in host:  # a scope id never names loopback; leave it to the host name check
         return None
@@ -50,6 +52,14 @@ def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(host)
     except ValueError:
         return None
+
+
+def canonical(address: str) -> str:
+    """A literal address as the probes write it (`::0:1` -> `::1`). Raises ValueError otherwise."""
+    literal = _literal(address)
+    if literal is None:
+        raise ValueError(f"{address!r} is not a literal address.")
+    return str(literal)
 
 
 def is_literal(host: str) -> bool:
@@ -124,7 +134,8 @@ def parse_target(text: str) -> Target:
     spec = text.strip()
     if not spec:
         raise TargetError("the probe target is empty.")
-    if any(c.isspace() or not c.isprintable() for c in spec):
+    # Every white space but " " is unprintable: one test for both, not one per character.
+    if " " in spec or not spec.isprintable():
         raise TargetError(f"{spec!r} contains spaces or control characters.")
     scheme, sep, rest = spec.partition("://")
     if sep:

@@ -72,13 +72,13 @@ def sandbox_name(state_root: Path, ref: str) -> str:
 
     Raises ProfileNotFound / ProfileError for a path that is not a loadable profile.
     """
+    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
+    if not looks_like_path and StateDir(state_root, ref).read() is not None:
+        return ref  # the common case needs no profile loader (pydantic, ~0.2 s to import)
     from sandbox.profile.loader import find_profile, load_profile
 
-    looks_like_path = "/" in ref or ref.endswith((".yaml", ".yml"))
     if looks_like_path:
         return load_profile(ref).name
-    if StateDir(state_root, ref).read() is not None:
-        return ref
     try:
         return load_profile(find_profile(ref)).name
     except SandboxError:  # no such profile either: `down` says that `ref` is not running

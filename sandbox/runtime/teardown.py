@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -18,6 +19,7 @@ from sandbox.proc.processes import (
     terminate_group,
     terminate_refs,
 )
+from sandbox.proc.ref import ProcessRef
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 
 
@@ -51,21 +53,52 @@ async def stop_supervisor(record: SandboxRecord, *, grace: float, poll: float = 
     """SIGTERM the recorded supervisor (only if its start time matches), SIGKILL after `grace`.
 
     Returns whether it was alive. Leaves it dead or reported by the caller's verification.
+    The exit is seen through a pidfd the moment it happens; without pidfds, every `poll` s.
     """
     ref = record.supervisor
-    if ref is None or not is_alive(ref):
+    if ref is None:
         return False
-    signal_ref(ref, signal.SIGTERM)
+    pidfd = None
+    with contextlib.suppress(AttributeError, OSError):  # no pidfds here, or no such pid
+        pidfd = os.pidfd_open(ref.pid)
+    try:
+        # Checked after the pidfd is open: a live process of the recorded start time is the
+        # one the pidfd names (a pid is not reused while its first owner runs).
+        if not is_alive(ref):
+            return False
+        signal_ref(ref, signal.SIGTERM)
+        if not await _exited(ref, pidfd, grace, poll):
+            signal_ref(ref, signal.SIGKILL)
+            await _exited(ref, pidfd, 2.0, poll)
+        return True
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+async def _exited(ref: ProcessRef, pidfd: int | None, timeout: float, poll: float) -> bool:
+    """Wait up to `timeout` s for `ref` to exit; whether it did."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
+    if pidfd is not None:
+        gone: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not gone.done():
+                gone.set_result(None)
+
+        loop.add_reader(pidfd, readable)
+        try:
+            async with asyncio.timeout(timeout):
+                await gone
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(pidfd)
+        return not is_alive(ref)
+    deadline = loop.time() + timeout
     while is_alive(ref) and loop.time() < deadline:
         await asyncio.sleep(poll)
-    if is_alive(ref):
-        signal_ref(ref, signal.SIGKILL)
-        deadline = loop.time() + 2.0
-        while is_alive(ref) and loop.time() < deadline:
-            await asyncio.sleep(poll)
-    return True
+    return not is_alive(ref)
 
 
 async def down(state: StateDir, *, grace: float = 5.0) -> DownReport:

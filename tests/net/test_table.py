@@ -6,7 +6,6 @@ import contextlib
 import ipaddress
 import json
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from collections.abc import Callable
 import psutil
 import pytest
 
-from sandbox.net.listeners import Listener, Owner
+from sandbox.net.listeners import Listener, Owner, command_text
 from sandbox.net.sockets import bind_listener, bound_address
 from sandbox.net.table import loopback_listeners, read_bindv6only, read_table
 from tests.netns import netns_json
@@ -41,7 +40,7 @@ def test_read_table_finds_our_tcp_listener_and_udp_socket(spare_loopback: Spare)
         udp_port = udp.getsockname()[1]
         table = read_table()
     me = psutil.Process()
-    owner = Owner(os.getpid(), me.name(), shlex.join(me.cmdline()), me.username())
+    owner = Owner(os.getpid(), me.name(), command_text(me.cmdline(), me.name()), me.username())
     assert _find(table, tcp_addr, tcp_port, "tcp") == [Listener(tcp_addr, tcp_port, "tcp", owner)]
     assert _find(table, udp_addr, udp_port, "udp") == [Listener(udp_addr, udp_port, "udp", owner)]
 

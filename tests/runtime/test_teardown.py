@@ -19,7 +19,7 @@ import yaml
 from sandbox.proc.processes import is_alive, ref_for
 from sandbox.proc.ref import ProcessRef
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
-from sandbox.runtime.teardown import down, verify_refused
+from sandbox.runtime.teardown import down, stop_supervisor, verify_refused
 from tests.helpers import wait_until as wait_for
 
 
@@ -200,3 +200,41 @@ async def test_a_port_still_held_is_reported_after_the_deadline() -> None:
         )  # fmt: skip
         left = await verify_refused(_record("held", svc), settle=0.2)
     assert left == [f"api (127.0.0.1:{svc.port}) still accepts connections"]
+
+
+def _supervisor_like(reaper: Reaper, *, ignore_term: bool) -> ProcessRef:
+    """A process standing in for a supervisor; it says "ready" once its SIGTERM handling is set."""
+    code = (
+        "import signal, sys, time\n"
+        f"if {ignore_term}: signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True
+    )
+    reaper.popens.append(proc)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    return reaper.track(proc.pid)
+
+
+async def test_stop_supervisor_returns_as_soon_as_it_exits(reaper: Reaper) -> None:
+    ref = _supervisor_like(reaper, ignore_term=False)
+    started = time.monotonic()
+    assert await stop_supervisor(_record("quick", supervisor=ref), grace=30.0) is True
+    assert time.monotonic() - started < 10.0  # its exit was noticed, not the grace waited out
+    assert not is_alive(ref)
+
+
+async def test_stop_supervisor_kills_one_that_ignores_sigterm(reaper: Reaper) -> None:
+    ref = _supervisor_like(reaper, ignore_term=True)
+    assert await stop_supervisor(_record("stubborn", supervisor=ref), grace=0.2) is True
+    assert not is_alive(ref)
+
+
+async def test_stop_supervisor_leaves_a_reused_pid_alone(reaper: Reaper) -> None:
+    ref = _supervisor_like(reaper, ignore_term=False)
+    stale = ProcessRef(ref.pid, ref.start_time - 3600.0)  # the record of an earlier process
+    assert await stop_supervisor(_record("stale", supervisor=stale), grace=0.2) is False
+    assert is_alive(ref)
