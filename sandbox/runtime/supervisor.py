@@ -32,6 +32,7 @@ from sandbox.runtime.launch import spawn as spawn  # re-exported
 log = logging.getLogger("sandbox.supervisor")
 
 PROGRESS_EVERY = 0.02  # seconds between progress reports to the waiting `up -d`
+SETTLE = 0.25  # seconds after ready before the collector runs, once, and is turned on
 
 if TYPE_CHECKING:
     from sandbox.profile.models import Profile
@@ -60,6 +61,12 @@ def _status(sandbox: Sandbox) -> dict[str, object]:
     return SandboxStatus(sandbox.record(), alive=True, services=tuple(services)).to_json()
 
 
+def _settle() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.enable()
+
+
 def _log_event(event: Event) -> None:
     # Service output already goes to each service's own log; writing every line here too
     # cost about a fifth of a stub's throughput (bench/RESULTS.md).
@@ -70,10 +77,6 @@ def _log_event(event: Event) -> None:
 
 
 async def _supervise(args: argparse.Namespace) -> int:
-    from sandbox.runtime.requests import serve_restarts
-    from sandbox.runtime.sandbox import Sandbox
-    from sandbox.runtime.state import StateDir
-
     ready_fd: int = args.ready_fd
     ready: list[str] = []
     total = 0
@@ -115,6 +118,12 @@ async def _supervise(args: argparse.Namespace) -> int:
                 "Run the command again.",
             )
         total = len(profile.services)
+        # Imported after the profile is read: what parsing it left free (11 KiB a service
+        # at its peak) is then filled by these modules and aiohttp, not added to.
+        from sandbox.runtime.requests import serve_restarts
+        from sandbox.runtime.sandbox import Sandbox
+        from sandbox.runtime.state import StateDir
+
         sandbox = Sandbox(
             profile,
             name=args.name,
@@ -132,12 +141,14 @@ async def _supervise(args: argparse.Namespace) -> int:
     except SandboxError as exc:
         report({"ok": False, "error": error_to_json(exc)})
         return int(exc.exit_code)
-    gc.freeze()  # what exists now is never garbage: the collector leaves it alone from now on
-    gc.enable()
     log.info("sandbox %s ready (pid %d)", args.name, os.getpid())
     moves = [m.to_json() for m in sandbox.plan.moves] if sandbox.plan else []
     status = _status(sandbox)
     report({"ok": True, "name": args.name, "pid": os.getpid(), "moves": moves, "status": status})
+    # Once the start's own connections (readiness connects) are closed: collect the cycles
+    # the start left (2 KiB a stub), then freeze what remains, which lives as long as the
+    # process, so that the collector never walks it again.
+    loop.call_later(SETTLE, _settle)
     try:
         await stop.wait()
     finally:
