@@ -13,7 +13,7 @@ from sandbox.probe import ProbeResult, ProbeState, probe_http, probe_tcp
 from sandbox.probe.tcp import connect_now
 
 if TYPE_CHECKING:
-    from sandbox.runtime.sandbox import RunningService
+    from sandbox.runtime.running import RunningService
 
 Probe = Callable[[], Awaitable[ProbeResult]]
 NO_OUTPUT = (

@@ -14,9 +14,9 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -27,10 +27,10 @@ from sandbox.net.conflicts import moves_that_help
 from sandbox.net.listeners import SocketTable
 from sandbox.net.sockets import bind_all
 from sandbox.net.table import read_bindv6only, read_listeners, read_table
-from sandbox.plan import OnConflict, Plan, PlannedService, make_plan
+from sandbox.plan import OnConflict, Plan, make_plan
 from sandbox.probe import ProbeResult, wait_ready
 from sandbox.proc.processes import ref_for
-from sandbox.profile.models import Profile, Service
+from sandbox.profile.models import Profile
 from sandbox.runtime.authority import TLS_FOLDER, Authority, make_authority
 from sandbox.runtime.events import (
     Emit,
@@ -45,11 +45,18 @@ from sandbox.runtime.logwriter import LogWriter
 from sandbox.runtime.private import open_log_fd
 from sandbox.runtime.reload import ReloadReport, open_channel, swap_stubs
 from sandbox.runtime.retry import plan_and_bind
-from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
+from sandbox.runtime.running import (
+    RunningService,
+    discard,
+    portless,
+    scheme,
+    service_environment,
+)
+from sandbox.runtime.state import SandboxRecord, StateDir
 from sandbox.runtime.status import recorded_pids
 from sandbox.runtime.stub_access import StubAccess
 from sandbox.runtime.stubs import StubRegistry, loopback_only
-from sandbox.services.context import Peer, ServiceContext, StubServer
+from sandbox.services.context import Peer, ServiceContext
 
 if TYPE_CHECKING:
     from sandbox.services.command import Program
@@ -60,61 +67,6 @@ StopTrigger = Callable[[], Awaitable[object]]
 PROBE_LIMIT = 64
 CONTROL = "(control API)"  # the control API's socket among the held ones
 WRITE_DELAY = 0.1  # seconds a service's new state may wait to be recorded in state.json
-
-
-@dataclass(slots=True)  # a thousand stubs: no __dict__ each
-class RunningService:
-    """One service of a started sandbox: where it is and what serves it."""
-
-    planned: PlannedService
-    address: str
-    port: int
-    url: str
-    log_path: Path | None = None
-    ready: ProbeResult | None = None
-    pid: int | None = None
-    pgid: int | None = None
-    start_time: float | None = None
-    give_up: Callable[[], str | None] | None = None  # says why waiting is pointless (exited)
-    log_ready: asyncio.Event | None = None  # set when a command's output matched `ready.log`
-    restarts: int = 0  # how often a command service was restarted (restart: on-failure)
-    state: str = "starting"  # its life, as `status` shows it (see ServiceRecord.state)
-    exit_code: int | None = None  # a program's last exit (negative: the signal)
-    max_restarts: int = 0
-    job: bool = False
-    argv: tuple[str, ...] = ()  # a command service's program and arguments, as run
-    program: Program | None = field(default=None, repr=False)
-    server: StubServer | None = field(default=None, repr=False)  # a stub's current server
-    ctx: ServiceContext | None = field(default=None, repr=False)
-    close: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
-    log: Callable[[str], None] = field(default=lambda line: None, repr=False)
-    _sock: socket.socket | None = field(default=None, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.planned.name
-
-    @property
-    def kind(self) -> str:
-        return self.planned.kind
-
-    def record(self) -> ServiceRecord:
-        return ServiceRecord(
-            name=self.name,
-            kind=self.kind,
-            address=self.address,
-            port=self.port,
-            url=self.url,
-            log=str(self.log_path) if self.log_path else "",
-            pid=self.pid,
-            pgid=self.pgid,
-            start_time=self.start_time,
-            restarts=self.restarts,
-            state=self.state,
-            exit_code=self.exit_code,
-            max_restarts=self.max_restarts,
-            job=self.job,
-        )
 
 
 class Sandbox(StubAccess):
@@ -299,7 +251,7 @@ class Sandbox(StubAccess):
     def _bind(self, plan: Plan) -> dict[str, socket.socket]:
         # Command services too: their socket reserves the address:port (and picks the port
         # for `port: auto`) until start_command closes it right before the program starts.
-        wanted = [s for s in plan.services if not _portless(s)]
+        wanted = [s for s in plan.services if not portless(s)]
         held = self._bind_all([(s.address, s.port, s.name) for s in wanted])
         sockets = {s.name: sock for s, sock in zip(wanted, held, strict=True)}
         if self.control_address is not None:
@@ -334,7 +286,7 @@ class Sandbox(StubAccess):
                 planned=planned,
                 address=str(planned.address),
                 port=port,
-                url="" if _portless(planned) else format_url(planned.address, port, _scheme(spec)),
+                url="" if portless(planned) else format_url(planned.address, port, scheme(spec)),
                 job=getattr(spec, "job", False),
                 _sock=sock,
             )
@@ -671,7 +623,7 @@ class Sandbox(StubAccess):
             write = self._logs.open(running.log_path, running.name if shared else None)
         name, emit = running.name, self.emit
         if emit is ignore or not self.log_lines:  # nobody streams them: the file is all
-            return write if write is not None else _discard
+            return write if write is not None else discard
 
         def log(line: str) -> None:
             if write is not None:
@@ -738,31 +690,6 @@ class Sandbox(StubAccess):
             ) from None
 
 
-def _discard(line: str) -> None:
-    """Where a line goes when there is neither a log file nor a listener."""
-
-
-def _portless(planned: PlannedService) -> bool:
-    """A program that listens nowhere (`port: none`): no socket is reserved for it."""
-    return planned.spec.port == "none"
-
-
-def _scheme(spec: Service) -> str:
-    """What a service's URL starts with: http stubs and programs that say (or are probed
-    as) HTTP get http://, everything else tcp://."""
-    if spec.kind == "http":
-        return "https" if spec.tls else "http"
-    scheme = getattr(spec, "scheme", None)
-    if scheme is not None:
-        return str(scheme)
-    return "http" if spec.ready is not None and spec.ready.http is not None else "tcp"
-
-
-def env_name(service: str) -> str:
-    """`my-api` -> `MY_API`, for SANDBOX_<NAME>_HOST and friends."""
-    return service.upper().replace("-", "_")
-
-
 def _first_expected(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
     """Unwrap a TaskGroup failure: the sandbox errors combined, else the first error."""
     expected = [e for e in _leaves(group_error) if isinstance(e, SandboxError)]
@@ -779,27 +706,3 @@ def _leaves(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
     return [error]
-
-
-def service_environment(
-    services: Iterable[RunningService],
-    running: RunningService,
-    base: dict[str, str] | None = None,
-    ca_bundle: Path | None = None,
-) -> dict[str, str]:
-    """The variables every service gets: where each service is, and where it is itself;
-    SANDBOX_CA_BUNDLE when the sandbox has a CA (some service has `tls: true`)."""
-    env = dict(base if base is not None else os.environ)
-    if ca_bundle is not None:
-        env["SANDBOX_CA_BUNDLE"] = str(ca_bundle)
-    for other in services:
-        key = env_name(other.name)
-        env[f"SANDBOX_{key}_HOST"] = other.address
-        env[f"SANDBOX_{key}_PORT"] = str(other.port)
-        env[f"SANDBOX_{key}_URL"] = other.url
-    env["SANDBOX_HOST"] = running.address
-    env["SANDBOX_PORT"] = str(running.port)
-    env["SANDBOX_URL"] = running.url
-    env["SANDBOX_SERVICE"] = running.name
-    env.update(running.planned.spec.env)
-    return env
