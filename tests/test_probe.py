@@ -601,3 +601,40 @@ def test_connect_now_proves_a_listener_of_this_process_without_waiting(spare_loo
     assert connect_now(nothing, port) is None  # refused: the caller probes over time instead
     with pytest.raises(ValueError, match="not a loopback address"):
         connect_now("192.0.2.1", port)  # never anything but loopback
+
+
+def test_prove_listener_accepts_its_own_connect_and_hands_back_the_others(
+    spare_loopback: Any,
+) -> None:
+    from sandbox.net.sockets import bind_listener
+    from sandbox.probe.tcp import prove_listener
+
+    address = str(spare_loopback(1)[0])
+    with bind_listener(address, 0) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection((address, port), timeout=2) as early:
+            result, others = prove_listener(listener)
+            assert result is not None
+            assert result.state is ProbeState.OPEN
+            assert (result.address, result.port) == (address, port)
+            # The client that came first was accepted on the way and is handed back, open:
+            # what it sends arrives, and what is sent to it arrives too.
+            assert [o.getpeername() for o in others] == [early.getsockname()]
+            (other,) = others
+            with other:
+                early.sendall(b"ping")
+                assert other.recv(4) == b"ping"
+                other.sendall(b"pong")
+                assert early.recv(4) == b"pong"
+        # Nothing of the proof is left in the queue for a server to accept.
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def test_prove_listener_of_a_socket_that_does_not_listen_gives_none(spare_loopback: Any) -> None:
+    from sandbox.probe.tcp import prove_listener
+
+    with socket.socket() as bound:
+        bound.bind((str(spare_loopback(1)[0]), 0))
+        bound.setblocking(False)
+        assert prove_listener(bound) == (None, [])

@@ -78,6 +78,42 @@ def connect_now(address: str, port: int, *, target: str | None = None) -> ProbeR
     return ProbeResult(name, address, port, ProbeState.OPEN, latency, detail=detail)
 
 
+def prove_listener(listener: socket.socket) -> tuple[ProbeResult | None, list[socket.socket]]:
+    """One connect to a listening socket of this process, accepted here at once: proof that
+    its address:port takes connections, before any server sees one (a thousand stubs would
+    each make a request handler for it, 0.2 ms and 5 KiB apiece).
+
+    Returns the result (None if the connect did not complete at once or never arrived) and
+    the connections of others that were accepted on the way, in arrival order: the caller
+    hands those to the server, so no client notices. The listener must be non-blocking.
+    """
+    address, port = listener.getsockname()[:2]
+    start = time.perf_counter()
+    others: list[socket.socket] = []
+    with socket.socket(listener.family, socket.SOCK_STREAM) as client:
+        client.setblocking(False)
+        if client.connect_ex((address, port)) not in (0, errno.EINPROGRESS):
+            return None, others
+        poller = select.poll()
+        poller.register(client, select.POLLOUT)
+        if not poller.poll(0) or client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+            return None, others
+        mine = client.getsockname()[:2]
+        while True:
+            try:
+                conn, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return None, others  # not in the queue (yet): the caller probes over time
+            if peer[:2] == mine:
+                conn.close()
+                break
+            others.append(conn)
+    latency = _ms(start)
+    where = format_hostport(address, port)
+    detail = f"connected to {where} in {latency:.2f} ms"
+    return ProbeResult(where, address, port, ProbeState.OPEN, latency, detail=detail), others
+
+
 async def probe_tcp(
     address: str,
     port: int,
