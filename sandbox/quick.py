@@ -20,13 +20,13 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.errors import ExitCode, SandboxError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sandbox.output import Printer
 
 _HELP_WIDTH = 80  # click wraps help at min(terminal width, 80): the same text from 80 up
@@ -104,8 +104,7 @@ def _parse_down(args: list[str]) -> tuple[str | None, bool, float, bool] | None:
     return name, all_, grace, json_
 
 
-@dataclass(frozen=True)
-class UpLine:
+class UpLine(NamedTuple):  # not a dataclass: `dataclasses` costs 14 ms to import
     """A plain `sandbox up PROFILE -d` command line, as typer would have parsed it."""
 
     profile: str
