@@ -24,7 +24,7 @@ CLOSE_ENOUGH = 0.6  # difflib ratio from which a route's path counts as a near m
 
 
 def route_name(route: CompiledRoute) -> str:
-    return f"{route.spec.method} {route.spec.path}"
+    return route.name
 
 
 def _loose(path: str) -> tuple[re.Pattern[str], dict[str, re.Pattern[str]]] | None:

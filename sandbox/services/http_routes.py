@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from multidict import MultiMapping
 
@@ -22,16 +23,81 @@ _PLAIN = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)\}")
 _WITH_RE = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*):(?P<re>.+)\}")
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """What routing and templates see of a request (body already read)."""
+class _Query(Protocol):
+    """Where a lazy Incoming takes its query from (an aiohttp request)."""
 
-    method: str
-    path: str  # decoded except %2F and %25, as aiohttp matches: an encoded / stays in its segment
-    query: MultiMapping[str]
-    headers: MultiMapping[str]  # case-insensitive
-    body: str
-    json: Any = None  # the parsed body, or None when it is empty or not JSON
+    @property
+    def query(self) -> MultiMapping[str]: ...
+
+
+_UNREAD: Any = object()
+
+
+def _parse_json(text: str) -> Any:
+    # A body nested deeper than the parser's recursion allows is not JSON we can match.
+    try:
+        return json.loads(text) if text.strip() else None
+    except (ValueError, RecursionError):
+        return None
+
+
+class Incoming:
+    """What routing and templates see of a request (body already read).
+
+    Made per request, so what most routes never look at (the query, the body as text, the
+    body as JSON) is worked out on first use, once (`Incoming.of`).
+    """
+
+    __slots__ = ("_body", "_json", "_query", "_raw", "_source", "headers", "method", "path")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: MultiMapping[str],
+        headers: MultiMapping[str],
+        body: str,
+        json: Any = None,
+    ) -> None:
+        self.method = method
+        # decoded except %2F and %25, as aiohttp matches: an encoded / stays in its segment
+        self.path = path
+        self.headers = headers  # case-insensitive
+        self._query: MultiMapping[str] | None = query
+        self._source: _Query | None = None
+        self._raw = b""
+        self._body: str | None = body
+        self._json = json  # the parsed body, or None when it is empty or not JSON
+
+    @classmethod
+    def of(
+        cls, method: str, path: str, source: _Query, headers: MultiMapping[str], raw: bytes
+    ) -> Incoming:
+        """A request whose query (from `source`), text and JSON (from `raw`) are read lazily."""
+        made = cls.__new__(cls)
+        made.method, made.path, made.headers = method, path, headers
+        made._query, made._source = None, source
+        made._raw, made._body, made._json = raw, None, _UNREAD
+        return made
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        if self._query is None:
+            assert self._source is not None
+            self._query = self._source.query
+        return self._query
+
+    @property
+    def body(self) -> str:
+        if self._body is None:
+            self._body = self._raw.decode("utf-8", "replace")
+        return self._body
+
+    @property
+    def json(self) -> Any:
+        if self._json is _UNREAD:
+            self._json = _parse_json(self.body)
+        return self._json
 
 
 def compile_path(path: str, where: str) -> re.Pattern[str]:
@@ -152,6 +218,10 @@ class CompiledRoute:
     conditions: Conditions | None
     answers: tuple[Answer, ...]
     _turn: int = field(default=0, repr=False)
+    name: str = field(init=False)  # "GET /orders/{id}", as journal entries name it
+
+    def __post_init__(self) -> None:
+        self.name = f"{self.spec.method} {self.spec.path}"
 
     def accepts(self, method: str) -> bool:
         """Whether the route takes this method; a GET route takes HEAD too."""
