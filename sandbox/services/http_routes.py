@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from multidict import MultiMapping
 
 from sandbox.errors import StubConfigError
-from sandbox.profile.models import Match, Response, Route
+from sandbox.profile.models import Match, Response, Route, ScenarioStep
 from sandbox.services.http_extras import check_charset, compile_status
 from sandbox.services.matchers import JsonConditions, PresenceConditions
 from sandbox.services.templates import Text, compile_json, compile_text
@@ -167,6 +167,9 @@ class Conditions:
                     return f"{what} {name!r} is missing"
                 if not any(pattern.search(v) for v in found):
                     return f"{what} {name}={found[0]!r} does not match /{pattern.pattern}/"
+        return self._other_failure(req)
+
+    def _other_failure(self, req: Incoming) -> str | None:
         if failed := self.presence.failure(req.query, req.headers):
             return failed
         if failed := self.json.failure(req.json):
@@ -174,6 +177,39 @@ class Conditions:
         if self.body is not None and not self.body.search(req.body):
             return f"the body does not match /{self.body.pattern}/"
         return None
+
+    def holds(self, req: Incoming) -> bool:
+        """Whether `req` meets every condition (`failure` is None), without saying why not:
+        what routing asks of each candidate route, per request."""
+        if self.query:
+            query = req.query
+            for name, pattern in self.query:
+                for value in query.getall(name, ()):
+                    if pattern.search(value):
+                        break
+                else:
+                    return False
+        if self.headers:
+            headers = req.headers
+            for name, pattern in self.headers:
+                for value in headers.getall(name, ()):
+                    if pattern.search(value):
+                        break
+                else:
+                    return False
+        return not self.others or self._other_failure(req) is None
+
+    @property
+    def others(self) -> bool:
+        """Whether there is any condition besides query and header regexes."""
+        presence = self.presence
+        return bool(
+            presence.absent_headers
+            or presence.absent_query
+            or presence.exact_query is not None
+            or self.json.fields
+            or self.body is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -218,10 +254,22 @@ class CompiledRoute:
     conditions: Conditions | None
     answers: tuple[Answer, ...]
     _turn: int = field(default=0, repr=False)
+    # Worked out once, for routing (http_match.Router.find):
     name: str = field(init=False)  # "GET /orders/{id}", as journal entries name it
+    methods: frozenset[str] | None = field(init=False, repr=False)  # None: any method
+    literal: bool = field(init=False, repr=False)  # a path without parameters
+    step: ScenarioStep | None = field(init=False, repr=False)  # a scenario state to be in
 
     def __post_init__(self) -> None:
-        self.name = f"{self.spec.method} {self.spec.path}"
+        spec = self.spec
+        self.name = f"{spec.method} {spec.path}"
+        wanted = spec.method
+        self.methods = (
+            None if wanted == "*" else frozenset((wanted, "HEAD") if wanted == "GET" else (wanted,))
+        )
+        self.literal = "{" not in spec.path and "}" not in spec.path
+        when = spec.scenario is not None and spec.scenario.when is not None
+        self.step = spec.scenario if when else None
 
     def accepts(self, method: str) -> bool:
         """Whether the route takes this method; a GET route takes HEAD too."""
