@@ -168,8 +168,12 @@ def test_literal_of_reads_only_plain_anchored_patterns(pattern: str, text: str |
 def test_a_literal_route_between_two_parameter_routes_keeps_the_shared_match() -> None:
     routes = compile_routes(
         [
-            Route.model_validate({"path": "/{x}", "match": {"headers": {"x-t": "^2$"}}}),
-            Route.model_validate({"path": "/a", "match": {"headers": {"x-t": "^3$"}}}),
+            Route.model_validate(
+                {"path": "/{x}", "match": {"headers": {"x-t": "^2$"}}, "response": {}}
+            ),
+            Route.model_validate(
+                {"path": "/a", "match": {"headers": {"x-t": "^3$"}}, "response": {}}
+            ),
             Route.model_validate({"path": "/{x}", "response": {"body": "third"}}),
         ],
         "web",
