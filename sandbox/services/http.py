@@ -211,9 +211,13 @@ class _Dispatcher:
             built = self.prebuilt[key]
             if built is not None:
                 return built.response(), None
-            variables = template_variables(req, params, self.ctx.peers)
-            variables.update(self.state.template_view())
-            variables.update(self.extras.current.variables(req))
+            # Only what its templates read: a query, body or JSON nobody reads is not parsed.
+            names = chosen.names
+            variables = template_variables(req, params, self.ctx.peers, names)
+            if "vars" in names or "scenarios" in names:
+                variables.update(self.state.template_view())
+            if "query_all" in names or "env" in names:
+                variables.update(self.extras.current.variables(req))
             return await build(chosen, variables, self.ctx.profile_dir), None
         variables = template_variables(req, params, self.ctx.peers)
         try:

@@ -8,7 +8,7 @@ import json
 import mimetypes
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -38,22 +38,35 @@ def json_response(
     return web.Response(status=status, body=body.encode(), headers=merged)
 
 
-def template_variables(
-    req: Incoming, params: Mapping[str, str], peers: Mapping[str, Peer]
-) -> dict[str, Any]:
-    """What a template can use: path, query, headers, json, body, method, services."""
+def _first_values(req: Incoming) -> dict[str, str]:
     query: dict[str, str] = {}
     for name, value in req.query.items():
         query.setdefault(name, value)  # a repeated parameter shows its first value
-    return {
-        "path": dict(params),
-        "query": query,
-        "headers": req.headers,
-        "json": req.json,
-        "body": req.body,
-        "method": req.method,
-        "services": peers,
-    }
+    return query
+
+
+_Provider = Callable[[Incoming, Mapping[str, str], Mapping[str, Peer]], Any]
+_REQUEST: dict[str, _Provider] = {
+    "path": lambda req, params, peers: dict(params),
+    "query": lambda req, params, peers: _first_values(req),
+    "headers": lambda req, params, peers: req.headers,
+    "json": lambda req, params, peers: req.json,
+    "body": lambda req, params, peers: req.body,
+    "method": lambda req, params, peers: req.method,
+    "services": lambda req, params, peers: peers,
+}
+
+
+def template_variables(
+    req: Incoming,
+    params: Mapping[str, str],
+    peers: Mapping[str, Peer],
+    names: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """What a template can use: path, query, headers, json, body, method, services; only
+    those in `names` (what the templates to render read) when given."""
+    wanted = _REQUEST if names is None else [name for name in names if name in _REQUEST]
+    return {name: _REQUEST[name](req, params, peers) for name in wanted}
 
 
 MAX_FILE = 64 << 20  # a stub answers with fixtures, not disk images

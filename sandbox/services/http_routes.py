@@ -14,7 +14,7 @@ from sandbox.errors import StubConfigError
 from sandbox.profile.models import Match, Response, Route, ScenarioStep
 from sandbox.services.http_extras import check_charset, compile_status
 from sandbox.services.matchers import JsonConditions, PresenceConditions
-from sandbox.services.templates import Text, compile_json, compile_text
+from sandbox.services.templates import Text, compile_json, compile_text, names_in
 
 # aiohttp's route syntax: `{name}` is one path segment, `{name:regex}` is the regex (which
 # may itself hold `{m,n}` quantifiers, hence the nested braces).
@@ -222,6 +222,7 @@ class Answer:
     json: Any  # compiled JSON (strings as Text), or None
     file: str | None
     delay: float
+    names: frozenset[str] = frozenset()  # the variables its templates read
 
     @classmethod
     def of(cls, response: Response, where: str) -> Answer:
@@ -229,18 +230,22 @@ class Answer:
         for name, value in response.headers.items():
             if name.lower() == "content-type" and "{" not in value:
                 check_charset(value, f"{where}.headers.{name}")
+        status = compile_status(response.status, f"{where}.status")
+        headers = tuple(
+            (name, compile_text(value, f"{where}.headers.{name}"))
+            for name, value in response.headers.items()
+        )
+        body = compile_text(response.body, f"{where}.body") if response.body is not None else None
+        json = compile_json(response.json_, f"{where}.json")
+        texts = [text for _, text in headers] + [t for t in (status, body) if isinstance(t, Text)]
         return cls(
-            status=compile_status(response.status, f"{where}.status"),
-            headers=tuple(
-                (name, compile_text(value, f"{where}.headers.{name}"))
-                for name, value in response.headers.items()
-            ),
-            body=compile_text(response.body, f"{where}.body")
-            if response.body is not None
-            else None,
-            json=compile_json(response.json_, f"{where}.json"),
+            status=status,
+            headers=headers,
+            body=body,
+            json=json,
             file=response.file,
             delay=response.delay,
+            names=names_in(json).union(*(text.names for text in texts)),
         )
 
 
