@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 import pytest
 
 from sandbox.services.context import Peer
@@ -124,7 +125,7 @@ def test_a_simple_template_fails_as_jinja_fails(source: str) -> None:
     assert text.template is not None
     with pytest.raises(RenderError) as caught:
         text.render(SIMPLE_VARIABLES)
-    with pytest.raises(Exception) as direct:
+    with pytest.raises(jinja2.TemplateError) as direct:
         text.template.render(SIMPLE_VARIABLES)
     assert caught.value.detail == str(direct.value)
 
