@@ -8,6 +8,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -20,7 +21,13 @@ from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
-from sandbox.services.http_answers import build, json_response, template_variables
+from sandbox.services.http_answers import (
+    Head,
+    build,
+    build_body,
+    json_response,
+    template_variables,
+)
 from sandbox.services.http_extras import Extras, ExtrasHolder, decorate, preflight
 from sandbox.services.http_index import Prebuilt, prebuild
 from sandbox.services.http_match import Router
@@ -36,6 +43,7 @@ from sandbox.services.tls import server_context
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
 SHUTDOWN_GRACE = 1.0
+_UNKNOWN: Any = object()
 PROBE_AGENT = "sandbox-probe"  # the User-Agent of the sandbox's own probes: not journalled
 
 
@@ -99,6 +107,7 @@ class _Dispatcher:
         self.state = StubState(spec.vars, scenarios)
         self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
         self.prebuilt: dict[int, Prebuilt | None] = {}  # by id() of a compiled answer
+        self.heads: dict[int, Head | None] = {}  # the same, for answers with a templated body
         self.sessions = Sessions(ctx.ca_bundle)  # the proxy's client, made on first use
 
     def prepare(self, spec: HttpService) -> Callable[[], None]:
@@ -111,6 +120,8 @@ class _Dispatcher:
             # One step, no await between: a request sees the old routes or the new ones.
             self.routes, self.router, self.effects = routes, router, effects
             self.extras.current = extras
+            # Keyed by id(): the old answers go, and a new one may be given an old id.
+            self.prebuilt, self.heads = {}, {}
 
         return commit
 
@@ -218,6 +229,11 @@ class _Dispatcher:
                 variables.update(self.state.template_view())
             if "query_all" in names or "env" in names:
                 variables.update(self.extras.current.variables(req))
+            head = self.heads.get(key, _UNKNOWN)
+            if head is _UNKNOWN:
+                head = self.heads[key] = Head.of(chosen)
+            if head is not None:
+                return build_body(chosen, head, variables), None
             return await build(chosen, variables, self.ctx.profile_dir), None
         variables = template_variables(req, params, self.ctx.peers)
         try:

@@ -125,7 +125,11 @@ def charset_of(content_type: str | None) -> str:
 def encode(text: str, content_type: str | None, where: str) -> bytes:
     """`text` in the charset its Content-Type declares. Raises RenderError when the charset
     is unknown or a character has no place in it."""
-    charset = charset_of(content_type)
+    return encode_as(text, charset_of(content_type), where)
+
+
+def encode_as(text: str, charset: str, where: str) -> bytes:
+    """`text` in `charset`. Raises RenderError as `encode` does."""
     try:
         return text.encode(charset)
     except LookupError:

@@ -9,7 +9,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from sandbox.profile.models import Route
-from sandbox.services.http_answers import build
+from sandbox.services.http_answers import Head, build, build_body
 from sandbox.services.http_index import PathIndex, literal_of, prebuild
 from sandbox.services.http_match import Router
 from sandbox.services.http_routes import CompiledRoute, Incoming, compile_routes
@@ -181,3 +181,27 @@ def test_a_literal_route_between_two_parameter_routes_keeps_the_shared_match() -
     found = Router(routes).find(_request("GET", "/a", {}), StubState({}))
     assert found is not None
     assert (found[0], found[2]) == (2, {"x": "a"})
+
+
+@pytest.mark.parametrize(
+    "response",
+    [{"body": "hello {{ path.id }}"}, {"status": 201, "headers": {"X": "1"}, "body": "{{ path }}"},
+     {"json": {"id": "{{ path.id }}", "n": 1}},
+     {"headers": {"Content-Type": "text/plain; charset=latin-1"}, "body": "é {{ path.id }}"},
+     {"headers": {"Content-Type": "text/plain; charset=ascii"}, "body": "é {{ path.id }}"},
+     {"body": "{{ path.nope }}"}],
+)  # fmt: skip
+async def test_an_answer_with_a_templated_body_built_from_its_head_equals_build(
+    response: dict[str, Any],
+) -> None:
+    route = Route.model_validate({"path": "/{id}", "response": response})
+    (answer,) = compile_routes([route], "web")[0].answers
+    head = Head.of(answer)
+    assert head is not None
+    variables = {"path": {"id": "7"}}
+    fresh, fast = await build(answer, variables, None), build_body(answer, head, variables)
+    assert (fast.status, fast.body, dict(fast.headers)) == (
+        fresh.status,
+        fresh.body,
+        dict(fresh.headers),
+    )
