@@ -105,7 +105,8 @@ class _Dispatcher:
         self.journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
         scenarios = (r.spec.scenario.name for r in self.routes if r.spec.scenario)
         self.state = StubState(spec.vars, scenarios)
-        self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
+        self._released: asyncio.Event | None = None  # made when a fault first needs it
+        self._closing = False
         self.prebuilt: dict[int, Prebuilt | None] = {}  # by id() of a compiled answer
         self.heads: dict[int, Head | None] = {}  # the same, for answers with a templated body
         self.sessions = Sessions(ctx.ca_bundle)  # the proxy's client, made on first use
@@ -124,6 +125,21 @@ class _Dispatcher:
             self.prebuilt, self.heads = {}, {}
 
         return commit
+
+    @property
+    def released(self) -> asyncio.Event:
+        """Set on shutdown: hanging handlers let go. Made on first use (few stubs hang)."""
+        if self._released is None:
+            self._released = asyncio.Event()
+            if self._closing:
+                self._released.set()
+        return self._released
+
+    def release(self) -> None:
+        """Let every hanging handler go, now and from now on."""
+        self._closing = True
+        if self._released is not None:
+            self._released.set()
 
     def has_options_route(self) -> bool:
         return any(route.spec.method == "OPTIONS" for route in self.routes)
@@ -289,7 +305,7 @@ def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
 
     async def release(app: web.Application) -> None:
-        dispatcher.released.set()
+        dispatcher.release()
 
     async def close_sessions(app: web.Application) -> None:
         await dispatcher.sessions.close()
@@ -346,7 +362,7 @@ class HttpStub:
         # connections are closed.
         await asyncio.sleep(0)
         self._web.pre_shutdown()
-        self._dispatcher.released.set()  # hanging connections are dropped now
+        self._dispatcher.release()  # hanging connections are dropped now
         await self._web.shutdown(SHUTDOWN_GRACE)
         await self._dispatcher.sessions.close()
 
