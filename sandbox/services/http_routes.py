@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from sandbox.errors import StubConfigError
 from sandbox.profile.models import Match, Response, Route, ScenarioStep
 from sandbox.services.http_extras import check_charset, compile_status
 from sandbox.services.matchers import JsonConditions, PresenceConditions
-from sandbox.services.templates import Text, compile_json, compile_text, names_in
+from sandbox.services.templates import NO_NAMES, Text, compile_json, compile_text, names_in
 
 # aiohttp's route syntax: `{name}` is one path segment, `{name:regex}` is the regex (which
 # may itself hold `{m,n}` quantifiers, hence the nested braces).
@@ -245,7 +246,7 @@ class Answer:
             json=json,
             file=response.file,
             delay=response.delay,
-            names=names_in(json).union(*(text.names for text in texts)),
+            names=names_in(json).union(*(text.names for text in texts)) or NO_NAMES,
         )
 
 
@@ -269,9 +270,7 @@ class CompiledRoute:
         spec = self.spec
         self.name = f"{spec.method} {spec.path}"
         wanted = spec.method
-        self.methods = (
-            None if wanted == "*" else frozenset((wanted, "HEAD") if wanted == "GET" else (wanted,))
-        )
+        self.methods = None if wanted == "*" else _methods(wanted)
         self.literal = "{" not in spec.path and "}" not in spec.path
         when = spec.scenario is not None and spec.scenario.when is not None
         self.step = spec.scenario if when else None
@@ -286,6 +285,12 @@ class CompiledRoute:
         answer = self.answers[self._turn % len(self.answers)]
         self._turn += 1
         return answer
+
+
+@functools.cache
+def _methods(wanted: str) -> frozenset[str]:
+    """The methods a route for `wanted` takes (one set per method, shared by every route)."""
+    return frozenset((wanted, "HEAD") if wanted == "GET" else (wanted,))
 
 
 def compile_routes(routes: Sequence[Route], service: str) -> list[CompiledRoute]:

@@ -45,6 +45,7 @@ class RenderError(Exception):
         self.detail = detail
 
 
+NO_NAMES: frozenset[str] = frozenset()
 # A simple template's parts: literal text, or a name with the attributes read from it.
 Part = str | tuple[str, tuple[str, ...]]
 
@@ -56,7 +57,7 @@ class Text:
     source: str
     where: str
     template: jinja2.Template | None
-    names: frozenset[str] = frozenset()  # the variables the template reads
+    names: frozenset[str] = NO_NAMES  # the variables the template reads
     # Set for `text {{ a.b }} text` (no filter, test or statement): rendered without Jinja's
     # per-render context, reading each attribute through the environment as Jinja does.
     parts: tuple[Part, ...] | None = None
@@ -176,7 +177,7 @@ def names_in(value: Any) -> frozenset[str]:
     if isinstance(value, Text):
         return value.names
     if isinstance(value, dict):
-        return frozenset().union(*(names_in(item) for item in value.values()))
+        return NO_NAMES.union(*(names_in(item) for item in value.values()))
     if isinstance(value, list):
-        return frozenset().union(*(names_in(item) for item in value))
-    return frozenset()
+        return NO_NAMES.union(*(names_in(item) for item in value))
+    return NO_NAMES
