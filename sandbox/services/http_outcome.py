@@ -20,6 +20,7 @@ class Outcome:
         "fault",
         "finished",
         "miss",
+        "peername",
         "request",
         "route",
         "route_name",
@@ -32,6 +33,9 @@ class Outcome:
     def __init__(self, request: web.BaseRequest) -> None:
         self.request = request
         self.wall, self.started = time.time(), time.monotonic()
+        # Read now: once the client has left (a cancelled request) the transport is gone.
+        transport = request.transport
+        self.peername = transport.get_extra_info("peername") if transport is not None else None
         self.body = b""
         self.route: int | None = None
         self.route_name: str | None = None
@@ -51,8 +55,7 @@ class Outcome:
 
     def entry(self, journal: Journal) -> Entry:
         request = self.request
-        transport = request.transport
-        peername = transport.get_extra_info("peername") if transport is not None else None
+        peername = self.peername
         if peername:
             host, port = peername[0], peername[1]
             client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
