@@ -46,6 +46,7 @@ class RenderError(Exception):
 
 
 NO_NAMES: frozenset[str] = frozenset()
+_DICT_ATTRIBUTES = frozenset(dir(dict))
 # A simple template's parts: literal text, or a name with the attributes read from it.
 Part = str | tuple[str, tuple[str, ...]]
 
@@ -94,7 +95,14 @@ def _render_parts(parts: tuple[Part, ...], variables: Mapping[str, Any]) -> str 
                 return None
             value = variables[name]
             for attribute in attributes:
-                value = _ENV.getattr(value, attribute)
+                if type(value) is dict and attribute not in _DICT_ATTRIBUTES:
+                    # What the environment's getattr finds, without the AttributeError it
+                    # raises first: a plain dict has no other attributes.
+                    if attribute not in value:
+                        return None
+                    value = value[attribute]
+                else:
+                    value = _ENV.getattr(value, attribute)
             if isinstance(value, jinja2.Undefined):
                 return None
             out.append(str(value))
