@@ -1,9 +1,8 @@
-"""HTTP stubs: an aiohttp app that walks the profile's routes, served on a held socket."""
+"""HTTP stubs: one handler that walks the profile's routes, served on a held socket."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import ssl
@@ -12,19 +11,29 @@ from functools import partial
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 
 from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService, Route
 from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
-from sandbox.services.http_answers import build, json_response, template_variables
-from sandbox.services.http_extras import EXTRAS, Extras, ExtrasHolder, on_prepare
-from sandbox.services.http_extras import middleware as extras_middleware
+from sandbox.services.http_answers import (
+    Head,
+    build,
+    build_body,
+    json_response,
+    template_variables,
+)
+from sandbox.services.http_extras import Extras, ExtrasHolder, decorate, preflight
 from sandbox.services.http_index import Prebuilt, prebuild
-from sandbox.services.http_match import Router, route_name
+from sandbox.services.http_match import Router
 from sandbox.services.http_outcome import Outcome
 from sandbox.services.http_protocol import start_site, until_client_closes
-from sandbox.services.http_proxy import forward, session_context
+from sandbox.services.http_proxy import Sessions, forward
 from sandbox.services.http_routes import CompiledRoute, Incoming, compile_routes
 from sandbox.services.journal import Journal
 from sandbox.services.scenarios import Effects, StubState
@@ -34,6 +43,7 @@ from sandbox.services.tls import server_context
 # How long close() lets in-flight requests (a slow `delay`, a proxied call) finish before
 # cancelling them; hanging connections are released at once, not after this.
 SHUTDOWN_GRACE = 1.0
+_UNKNOWN: Any = object()
 PROBE_AGENT = "sandbox-probe"  # the User-Agent of the sandbox's own probes: not journalled
 
 
@@ -50,14 +60,6 @@ def _default_routes(ctx: ServiceContext) -> list[Route]:
         Route.model_validate({"method": "GET", "path": path, "response": {"json": doc}})
         for path in ("/", "/health")
     ]
-
-
-def _parse_json(text: str) -> Any:
-    # A body nested deeper than the parser's recursion allows is not JSON we can match.
-    try:
-        return json.loads(text) if text.strip() else None
-    except (ValueError, RecursionError):
-        return None
 
 
 class _OneLineLogger(logging.Logger):
@@ -92,7 +94,7 @@ def _checked_routes(spec: HttpService, ctx: ServiceContext) -> list[CompiledRout
 
 
 class _Dispatcher:
-    """The one aiohttp handler: tries the routes in profile order, logs and records."""
+    """The one request handler: tries the routes in profile order, logs and records."""
 
     def __init__(self, spec: HttpService, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -103,8 +105,11 @@ class _Dispatcher:
         self.journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
         scenarios = (r.spec.scenario.name for r in self.routes if r.spec.scenario)
         self.state = StubState(spec.vars, scenarios)
-        self.released = asyncio.Event()  # set on shutdown: hanging handlers let go
+        self._released: asyncio.Event | None = None  # made when a fault first needs it
+        self._closing = False
         self.prebuilt: dict[int, Prebuilt | None] = {}  # by id() of a compiled answer
+        self.heads: dict[int, Head | None] = {}  # the same, for answers with a templated body
+        self.sessions = Sessions(ctx.ca_bundle)  # the proxy's client, made on first use
 
     def prepare(self, spec: HttpService) -> Callable[[], None]:
         """Build `spec`'s routes; the returned function makes them answer from the next
@@ -116,39 +121,88 @@ class _Dispatcher:
             # One step, no await between: a request sees the old routes or the new ones.
             self.routes, self.router, self.effects = routes, router, effects
             self.extras.current = extras
+            # Keyed by id(): the old answers go, and a new one may be given an old id.
+            self.prebuilt, self.heads = {}, {}
 
         return commit
+
+    @property
+    def released(self) -> asyncio.Event:
+        """Set on shutdown: hanging handlers let go. Made on first use (few stubs hang)."""
+        if self._released is None:
+            self._released = asyncio.Event()
+            if self._closing:
+                self._released.set()
+        return self._released
+
+    def release(self) -> None:
+        """Let every hanging handler go, now and from now on."""
+        self._closing = True
+        if self._released is not None:
+            self._released.set()
 
     def has_options_route(self) -> bool:
         return any(route.spec.method == "OPTIONS" for route in self.routes)
 
-    async def release(self, app: web.Application) -> None:
-        """on_shutdown hook: hanging connections are dropped now, not after the grace."""
-        self.released.set()
+    def make_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """The low-level server's request factory: the body limit is the current `max_body`
+        (a reload changes it for the next request)."""
+        return web.BaseRequest(
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            asyncio.get_running_loop(),
+            client_max_size=self.extras.current.max_body,
+        )
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request; log and journal it however it ends, cancelled included."""
-        outcome = Outcome(request, self.journal)
+        extras = self.extras.current
+        # A CORS preflight is answered here, 204, unless a route of the profile takes OPTIONS.
+        if (
+            extras.cors
+            and (answer := preflight(request, extras)) is not None
+            and not self.has_options_route()
+        ):
+            self.ctx.log(f"OPTIONS {request.path_qs} 204 (CORS preflight)")
+            decorate(request, answer, extras)
+            return answer
+        if extras.max_body != request.client_max_size:  # an app of create_app, reloaded
+            request = request.clone(client_max_size=extras.max_body)
+        outcome = Outcome(request)
         try:
-            body = await request.read()
-            outcome.received(body)
+            body = await request.read() if request.body_exists else b""
+            outcome.body = body
             response, fault = await self._answer(request, body, outcome)
             outcome.ended(response, fault)
-            return response
         except web.HTTPException as exc:  # e.g. a body over client_max_size
             outcome.ended(exc, None)
+            if self.extras.current.decorates:
+                decorate(request, exc, self.extras.current)
             raise
         except Exception as exc:  # a bug in the stub must still answer, and say what broke
             self.ctx.log(f"{request.method} {request.path_qs} failed: {type(exc).__name__}: {exc}")
             response = json_response(500, {"error": "the stub failed", "detail": repr(exc)})
             outcome.ended(response, None)
-            return response
         finally:
-            entry = outcome.entry()
+            entry = outcome.entry(self.journal)
             if request.headers.get("User-Agent") != PROBE_AGENT:  # `sandbox status` probing
                 self.journal.add(entry)
             if self.ctx.log_requests:  # on unless `log_requests: false` or --no-request-log
                 self.ctx.log(outcome.log_line(entry))
+        extras = self.extras.current
+        if extras.decorates:
+            decorate(request, response, extras)
+        return response
 
     def reset(self) -> None:
         """Forget the journal, put scenarios and variables back, restart `responses` turns."""
@@ -158,17 +212,9 @@ class _Dispatcher:
             route._turn = 0  # `responses` start again from the first
 
     async def _answer(
-        self, request: web.Request, body: bytes, outcome: Outcome
+        self, request: web.BaseRequest, body: bytes, outcome: Outcome
     ) -> tuple[web.Response, str | None]:
-        text = body.decode("utf-8", "replace")
-        req = Incoming(
-            method=request.method,
-            path=request.rel_url.path_safe,
-            query=request.query,
-            headers=request.headers,
-            body=text,
-            json=_parse_json(text),
-        )
+        req = Incoming.of(request.method, request.rel_url.path_safe, request, request.headers, body)
         hit = self.router.find(req, self.state)
         if hit is None:
             misses = self.router.nearest(req, self.state)
@@ -181,7 +227,7 @@ class _Dispatcher:
             }
             return json_response(404, document), None
         index, route, params = hit
-        outcome.answered_by(index, route_name(route))
+        outcome.route, outcome.route_name = index, route.name
         spec = route.spec
         if not (spec.fault or spec.proxy) and _no_effects(self.effects[index]):
             # A constant answer (no template, file or delay) is built once, not per request.
@@ -192,9 +238,18 @@ class _Dispatcher:
             built = self.prebuilt[key]
             if built is not None:
                 return built.response(), None
-            variables = template_variables(req, params, self.ctx.peers)
-            variables.update(self.state.template_view())
-            variables.update(self.extras.current.variables(req))
+            # Only what its templates read: a query, body or JSON nobody reads is not parsed.
+            names = chosen.names
+            variables = template_variables(req, params, self.ctx.peers, names)
+            if "vars" in names or "scenarios" in names:
+                variables.update(self.state.template_view())
+            if "query_all" in names or "env" in names:
+                variables.update(self.extras.current.variables(req))
+            head = self.heads.get(key, _UNKNOWN)
+            if head is _UNKNOWN:
+                head = self.heads[key] = Head.of(chosen)
+            if head is not None:
+                return build_body(chosen, head, variables), None
             return await build(chosen, variables, self.ctx.profile_dir), None
         variables = template_variables(req, params, self.ctx.peers)
         try:
@@ -218,6 +273,7 @@ class _Dispatcher:
             answer = await forward(
                 request,
                 body,
+                self.sessions,
                 spec.proxy,
                 peer,
                 self.ctx.name,
@@ -240,19 +296,22 @@ _DISPATCHER = web.AppKey("sandbox_dispatcher", _Dispatcher)
 
 
 def create_app(spec: HttpService, ctx: ServiceContext) -> web.Application:
-    """The stub as an aiohttp app (nothing bound). Raises StubConfigError for a bad route."""
+    """The stub as an aiohttp app (nothing bound), for tests with aiohttp's test client;
+    `serve_http` serves the same dispatcher without the app. Raises StubConfigError for a
+    bad route."""
     dispatcher = _Dispatcher(spec, ctx)
-    app = web.Application(
-        client_max_size=spec.max_body,
-        middlewares=[extras_middleware(dispatcher.has_options_route, ctx.log)],
-    )
+    app = web.Application(client_max_size=spec.max_body)
     app[_DISPATCHER] = dispatcher
-    app[EXTRAS] = dispatcher.extras
-    app.on_response_prepare.append(on_prepare)
-    # One catch-all: aiohttp's router cannot fall through to the next route when `match` fails.
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
-    app.on_shutdown.append(dispatcher.release)
-    app.cleanup_ctx.append(session_context(ctx.ca_bundle))  # the session is made on first use
+
+    async def release(app: web.Application) -> None:
+        dispatcher.release()
+
+    async def close_sessions(app: web.Application) -> None:
+        await dispatcher.sessions.close()
+
+    app.on_shutdown.append(release)
+    app.on_cleanup.append(close_sessions)
     return app
 
 
@@ -265,10 +324,10 @@ class HttpStub:
     """A running HTTP stub (a StubServer)."""
 
     def __init__(
-        self, name: str, runner: web.AppRunner, dispatcher: _Dispatcher, server: asyncio.Server
+        self, name: str, web_server: Server, dispatcher: _Dispatcher, server: asyncio.Server
     ) -> None:
         self.name = name
-        self._runner = runner
+        self._web = web_server
         self._dispatcher = dispatcher
         self._server = server
         self._closing: asyncio.Task[None] | None = None
@@ -287,7 +346,7 @@ class HttpStub:
 
     def prepare_reload(self, spec: HttpService) -> Callable[[], None]:
         """See _Dispatcher.prepare: the socket and open connections stay as they are."""
-        return self._runner.app[_DISPATCHER].prepare(spec)
+        return self._dispatcher.prepare(spec)
 
     async def close(self) -> None:
         """Stop listening (the socket is closed), drop hanging connections, finish or cancel
@@ -297,8 +356,15 @@ class HttpStub:
         await asyncio.shield(self._closing)
 
     async def _shutdown(self) -> None:
-        self._server.close()  # stop listening first, then let the runner end connections
-        await self._runner.cleanup()
+        # What aiohttp's AppRunner.cleanup does, in its order.
+        self._server.close()  # stop listening first, then end the connections
+        # Requests that arrived before have all started to be handled before idle
+        # connections are closed.
+        await asyncio.sleep(0)
+        self._web.pre_shutdown()
+        self._dispatcher.release()  # hanging connections are dropped now
+        await self._web.shutdown(SHUTDOWN_GRACE)
+        await self._dispatcher.sessions.close()
 
 
 def _tls(spec: HttpService, ctx: ServiceContext) -> ssl.SSLContext | None:
@@ -316,24 +382,19 @@ def _tls(spec: HttpService, ctx: ServiceContext) -> ssl.SSLContext | None:
 async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext) -> HttpStub:
     """Serve `spec` on `sock` (bound, listening); the returned stub owns the socket.
 
-    Raises StubConfigError for a bad route; on any failure the socket stays open and
-    remains the caller's to close.
+    Served by aiohttp's low-level server (no Application, router, middleware or signals:
+    the dispatcher is the only handler and does what those did). Raises StubConfigError
+    for a bad route; on any failure the socket stays open and remains the caller's to close.
     """
     ssl_context = _tls(spec, ctx)
-    app = create_app(spec, ctx)
-    runner = web.AppRunner(
-        app,
+    dispatcher = _Dispatcher(spec, ctx)
+    web_server = Server(
+        dispatcher.handle,
+        request_factory=dispatcher.make_request,
+        handler_cancellation=True,  # a client that leaves cancels its delayed or hanging request
         access_log=None,  # every request is logged through ctx.log instead
         logger=_OneLineLogger(ctx),
-        handle_signals=False,
-        handler_cancellation=True,  # a client that leaves cancels its delayed or hanging request
-        shutdown_timeout=SHUTDOWN_GRACE,
     )
-    await runner.setup()
-    try:
-        server = await start_site(runner, sock, ssl_context)
-    except BaseException:
-        await runner.cleanup()
-        raise
+    server = await start_site(web_server, sock, ssl_context)
     ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
-    return HttpStub(ctx.name, runner, app[_DISPATCHER], server)
+    return HttpStub(ctx.name, web_server, dispatcher, server)

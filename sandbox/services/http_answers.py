@@ -8,15 +8,16 @@ import json
 import mimetypes
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from sandbox.services.context import Peer
-from sandbox.services.http_extras import encode, render_status
+from sandbox.services.http_extras import charset_of, encode, encode_as, render_status
 from sandbox.services.http_routes import Answer, Incoming
 from sandbox.services.templates import RenderError, render_json
 
@@ -38,22 +39,35 @@ def json_response(
     return web.Response(status=status, body=body.encode(), headers=merged)
 
 
-def template_variables(
-    req: Incoming, params: Mapping[str, str], peers: Mapping[str, Peer]
-) -> dict[str, Any]:
-    """What a template can use: path, query, headers, json, body, method, services."""
+def _first_values(req: Incoming) -> dict[str, str]:
     query: dict[str, str] = {}
     for name, value in req.query.items():
         query.setdefault(name, value)  # a repeated parameter shows its first value
-    return {
-        "path": dict(params),
-        "query": query,
-        "headers": req.headers,
-        "json": req.json,
-        "body": req.body,
-        "method": req.method,
-        "services": peers,
-    }
+    return query
+
+
+_Provider = Callable[[Incoming, Mapping[str, str], Mapping[str, Peer]], Any]
+_REQUEST: dict[str, _Provider] = {
+    "path": lambda req, params, peers: dict(params),
+    "query": lambda req, params, peers: _first_values(req),
+    "headers": lambda req, params, peers: req.headers,
+    "json": lambda req, params, peers: req.json,
+    "body": lambda req, params, peers: req.body,
+    "method": lambda req, params, peers: req.method,
+    "services": lambda req, params, peers: peers,
+}
+
+
+def template_variables(
+    req: Incoming,
+    params: Mapping[str, str],
+    peers: Mapping[str, Peer],
+    names: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """What a template can use: path, query, headers, json, body, method, services; only
+    those in `names` (what the templates to render read) when given."""
+    wanted = _REQUEST if names is None else [name for name in names if name in _REQUEST]
+    return {name: _REQUEST[name](req, params, peers) for name in wanted}
 
 
 MAX_FILE = 64 << 20  # a stub answers with fixtures, not disk images
@@ -132,6 +146,54 @@ async def _file_body(profile_dir: Path | None, name: str) -> tuple[bytes, str]:
     return data, mimetypes.guess_type(PurePath(name).name)[0] or "application/octet-stream"
 
 
+@dataclass(frozen=True)
+class Head:
+    """What stays the same in an answer whose body (text or JSON) is a template: status,
+    headers (Content-Type included) and the charset the body is written in."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    charset: str
+
+    @classmethod
+    def of(cls, answer: Answer) -> Head | None:
+        """None unless only the body or JSON of `answer` is templated (no file, no delay)."""
+        if answer.file is not None or answer.delay or not isinstance(answer.status, int):
+            return None
+        if any(text.template is not None for _, text in answer.headers):
+            return None
+        if answer.body is None and answer.json is None:
+            return None
+        headers = CIMultiDict((name, text.source) for name, text in answer.headers)
+        headers.setdefault("Content-Type", TEXT if answer.body is not None else JSON)
+        return cls(answer.status, CIMultiDictProxy(headers), charset_of(headers["Content-Type"]))
+
+
+def _template_failed(exc: RenderError) -> web.Response:
+    return json_response(
+        500,
+        {
+            "error": "a response template failed",
+            "where": exc.where,
+            "detail": exc.detail,
+            "template": exc.source,
+        },
+    )
+
+
+def build_body(answer: Answer, head: Head, variables: Mapping[str, Any]) -> web.Response:
+    """What `build` makes of an answer whose Head is known: only the body is rendered."""
+    try:
+        if answer.body is not None:
+            body = encode_as(answer.body.render(variables), head.charset, answer.body.where)
+        else:
+            text = json.dumps(render_json(answer.json, variables), ensure_ascii=False)
+            body = encode_as(text, head.charset, "json")
+    except RenderError as exc:
+        return _template_failed(exc)
+    return web.Response(status=head.status, body=body, headers=head.headers)
+
+
 async def build(
     answer: Answer, variables: Mapping[str, Any], profile_dir: Path | None
 ) -> web.Response:
@@ -153,15 +215,7 @@ async def build(
             body, content_type = await _file_body(profile_dir, answer.file)
             headers.setdefault("Content-Type", content_type)
     except RenderError as exc:
-        return json_response(
-            500,
-            {
-                "error": "a response template failed",
-                "where": exc.where,
-                "detail": exc.detail,
-                "template": exc.source,
-            },
-        )
+        return _template_failed(exc)
     except FileRefused as exc:
         return json_response(
             500,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,6 @@ from sandbox.services.templates import RenderError, Text, compile_text
 if TYPE_CHECKING:
     from sandbox.services.http_routes import Incoming
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_MAX_AGE = "600"
 
@@ -53,6 +52,11 @@ class Extras:
             env=_env_of(spec, name, os.environ if environ is None else environ),
         )
 
+    @property
+    def decorates(self) -> bool:
+        """Whether `decorate` adds anything to a response."""
+        return bool(self.headers) or self.cors
+
     def variables(self, req: Incoming) -> dict[str, Any]:
         """Template variables added to the request's: `query_all` and `env`."""
         query_all: dict[str, list[str]] = {}
@@ -62,52 +66,39 @@ class Extras:
 
 
 class ExtrasHolder:
-    """The current Extras of an app; a reload replaces `current` between two requests."""
+    """The current Extras of a stub; a reload replaces `current` between two requests."""
+
+    __slots__ = ("current",)
 
     def __init__(self, extras: Extras) -> None:
         self.current = extras
 
 
-EXTRAS = web.AppKey("sandbox_extras", ExtrasHolder)
+def preflight(request: web.BaseRequest, current: Extras) -> web.Response | None:
+    """The 204 answer to a CORS preflight when the service has `cors: true`, else None.
 
-
-def _preflight(request: web.Request) -> bool:
-    return (
-        request.method == hdrs.METH_OPTIONS
+    The caller answers with it unless a route of the profile takes OPTIONS itself.
+    """
+    if not (
+        current.cors
+        and request.method == hdrs.METH_OPTIONS
         and hdrs.ORIGIN in request.headers
         and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
-    )
+    ):
+        return None
+    asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+    headers = {
+        hdrs.ACCESS_CONTROL_ALLOW_METHODS: CORS_METHODS,
+        hdrs.ACCESS_CONTROL_MAX_AGE: CORS_MAX_AGE,
+    }
+    if asked:
+        headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = asked
+    return web.Response(status=204, headers=headers)
 
 
-def middleware(has_options_route: Callable[[], bool], log: Callable[[str], None]) -> Any:
-    """The body limit (read per request, so a reload changes it) and CORS preflights.
-
-    A preflight is answered here, 204, unless a route of the profile takes OPTIONS itself.
-    """
-
-    @web.middleware
-    async def extras(request: web.Request, handler: Handler) -> web.StreamResponse:
-        current = request.app[EXTRAS].current
-        if current.cors and _preflight(request) and not has_options_route():
-            asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
-            headers = {
-                hdrs.ACCESS_CONTROL_ALLOW_METHODS: CORS_METHODS,
-                hdrs.ACCESS_CONTROL_MAX_AGE: CORS_MAX_AGE,
-            }
-            if asked:
-                headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = asked
-            log(f"OPTIONS {request.path_qs} 204 (CORS preflight)")
-            return web.Response(status=204, headers=headers)
-        if current.max_body != request.client_max_size:
-            request = request.clone(client_max_size=current.max_body)
-        return await handler(request)
-
-    return extras
-
-
-async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Add the service's default headers, and CORS headers for a request with an Origin."""
-    current = request.app[EXTRAS].current
+def decorate(request: web.BaseRequest, response: web.StreamResponse, current: Extras) -> None:
+    """Add the service's default headers, and CORS headers for a request with an Origin
+    (what the response carries when it is sent; called just before)."""
     for name, value in current.headers:
         if name not in response.headers:
             response.headers[name] = value
@@ -134,7 +125,11 @@ def charset_of(content_type: str | None) -> str:
 def encode(text: str, content_type: str | None, where: str) -> bytes:
     """`text` in the charset its Content-Type declares. Raises RenderError when the charset
     is unknown or a character has no place in it."""
-    charset = charset_of(content_type)
+    return encode_as(text, charset_of(content_type), where)
+
+
+def encode_as(text: str, charset: str, where: str) -> bytes:
+    """`text` in `charset`. Raises RenderError as `encode` does."""
     try:
         return text.encode(charset)
     except LookupError:

@@ -30,6 +30,10 @@ def is_literal(path: str) -> bool:
 class PathIndex:
     """The indices of the routes a path may reach, in profile order."""
 
+    def lists(self) -> list[Sequence[int]]:
+        """Every candidate list `candidates` can return."""
+        return [self._general, *self._by_path.values()]
+
     def __init__(self, paths: Sequence[str]) -> None:
         literal: dict[str, list[int]] = {}
         general: list[int] = []
@@ -44,6 +48,81 @@ class PathIndex:
     def candidates(self, path: str) -> Sequence[int]:
         """Every route that may take `path`, in profile order (no other can match it)."""
         return self._by_path.get(path, self._general)
+
+
+_META = frozenset(".^$*+?{}[]\\|()")
+NARROW_FROM = 4  # routes told apart by one query parameter before narrowing pays
+
+
+def literal_of(pattern: str) -> str | None:
+    """The text `^TEXT$` matches when `pattern` is that (letters and escaped punctuation
+    only), else None. `re.search` with it takes exactly TEXT and TEXT followed by a newline."""
+    if len(pattern) < 2 or pattern[0] != "^" or pattern[-1] != "$":
+        return None
+    body, out, index = pattern[1:-1], [], 0
+    while index < len(body):
+        char = body[index]
+        if char == "\\":
+            after = body[index + 1 : index + 2]
+            if not after or after.isalnum() or after.isspace():
+                return None  # a class like \d, or a trailing backslash (the $ is escaped)
+            out.append(after)
+            index += 2
+            continue
+        if char in _META:
+            return None
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+class QueryNarrowing:
+    """Routes (of one candidate list) told apart by a literal query value, `kind: ^k19$`:
+    a request tries only those whose value it carries, and the routes without one, still
+    in profile order. Each route tried is still checked in full: this only leaves out
+    routes whose condition cannot hold."""
+
+    def __init__(self, name: str, keyed: dict[str, list[int]], rest: list[int]) -> None:
+        self.name = name
+        self._keyed = keyed
+        self._rest = rest
+        self._merged = {text: sorted(rest + found) for text, found in keyed.items()}
+
+    @classmethod
+    def of(
+        cls, candidates: Sequence[int], literals: Sequence[dict[str, str]]
+    ) -> QueryNarrowing | None:
+        """`literals[i]`: route i's literal query conditions (name -> text). None when no
+        parameter tells at least NARROW_FROM of `candidates` apart."""
+        counts: dict[str, int] = {}
+        for index in candidates:
+            for name in literals[index]:
+                counts[name] = counts.get(name, 0) + 1
+        if not counts:
+            return None
+        name = max(counts, key=lambda key: counts[key])
+        if counts[name] < NARROW_FROM:
+            return None
+        keyed: dict[str, list[int]] = {}
+        rest: list[int] = []
+        for index in candidates:
+            text = literals[index].get(name)
+            if text is None:
+                rest.append(index)
+            else:
+                keyed.setdefault(text, []).append(index)
+        return cls(name, keyed, rest)
+
+    def candidates(self, values: Sequence[str]) -> Sequence[int]:
+        """The routes a request whose parameter has `values` may match, in profile order."""
+        if len(values) == 1 and not values[0].endswith("\n"):
+            return self._merged.get(values[0], self._rest)
+        found = set(self._rest)
+        for value in values:
+            found.update(self._keyed.get(value, ()))
+            if value.endswith("\n"):  # `$` also matches before a final newline
+                found.update(self._keyed.get(value[:-1], ()))
+        return sorted(found)
 
 
 @dataclass(frozen=True)

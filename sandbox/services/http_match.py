@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from sandbox.services.http_index import PathIndex
+from sandbox.services.http_index import PathIndex, QueryNarrowing, literal_of
 from sandbox.services.http_routes import (
     _PARAM,
     _PLAIN,
@@ -24,7 +24,7 @@ CLOSE_ENOUGH = 0.6  # difflib ratio from which a route's path counts as a near m
 
 
 def route_name(route: CompiledRoute) -> str:
-    return f"{route.spec.method} {route.spec.path}"
+    return route.name
 
 
 def _loose(path: str) -> tuple[re.Pattern[str], dict[str, re.Pattern[str]]] | None:
@@ -54,22 +54,41 @@ class Router:
     def __post_init__(self) -> None:
         self._loose = [_loose(route.spec.path) for route in self.routes]
         self._index = PathIndex([route.spec.path for route in self.routes])
+        literals = [_literal_query(route) for route in self.routes]
+        self._narrowing = {
+            id(candidates): narrowing
+            for candidates in self._index.lists()
+            if (narrowing := QueryNarrowing.of(candidates, literals)) is not None
+        }
 
     def find(
         self, req: Incoming, state: StubState
     ) -> tuple[int, CompiledRoute, dict[str, str]] | None:
         """The first route, in profile order, that takes `req` now: its index, itself and its
         path parameters."""
-        routes = self.routes
-        for index in self._index.candidates(req.path):
+        routes, path, method = self.routes, req.path, req.method
+        last: re.Pattern[str] | None = None
+        last_found: re.Match[str] | None = None
+        candidates = self._index.candidates(path)
+        if self._narrowing and (narrowing := self._narrowing.get(id(candidates))):
+            candidates = narrowing.candidates(req.query.getall(narrowing.name, ()))
+        for index in candidates:
             route = routes[index]
-            found = route.pattern.fullmatch(req.path)
+            found: re.Match[str] | None = None
+            if not route.literal:  # the index offers a literal route for its own path only
+                # Routes on one path share their compiled pattern (re's cache): match once.
+                if route.pattern is not last:
+                    last, last_found = route.pattern, route.pattern.fullmatch(path)
+                found = last_found
+                if found is None:
+                    continue
             if (
-                found
-                and route.accepts(req.method)
-                and (route.conditions is None or route.conditions.failure(req) is None)
-                and state.failure(route.spec.scenario) is None
+                (route.methods is None or method in route.methods)
+                and (route.conditions is None or route.conditions.holds(req))
+                and (route.step is None or state.failure(route.step) is None)
             ):
+                if found is None:
+                    return index, route, {}
                 params = {name: _unquote(value) for name, value in found.groupdict().items()}
                 return index, route, params
         return None
@@ -124,6 +143,17 @@ class Router:
         if ratio >= CLOSE_ENOUGH:
             return 5.0 - ratio, f"path differs ({ratio:.0%} similar)"
         return None
+
+
+def _literal_query(route: CompiledRoute) -> dict[str, str]:
+    """The route's query conditions that take one literal value (`^k19$`), by name."""
+    if route.conditions is None:
+        return {}
+    return {
+        name: text
+        for name, pattern in route.conditions.query
+        if pattern.flags == re.UNICODE and (text := literal_of(pattern.pattern)) is not None
+    }
 
 
 def _prefix_in_the_way(route: CompiledRoute, path: str) -> str | None:

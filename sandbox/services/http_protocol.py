@@ -1,4 +1,4 @@
-"""Serve an aiohttp runner so that a client that half-closes after its request is answered."""
+"""Serve aiohttp's low-level server so that a client that half-closes is still answered."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_server import Server
 
 # While answers to pipelined requests are still queued when the client half-closes, how
 # often to look whether they are all written (only then is the connection closed).
@@ -114,15 +115,10 @@ async def until_client_closes(request: web.BaseRequest, released: asyncio.Event)
 
 
 async def start_site(
-    runner: web.BaseRunner, sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+    server: Server, sock: socket.socket, ssl_context: ssl.SSLContext | None = None
 ) -> asyncio.Server:
-    """Serve `runner` (set up) on `sock` (bound, listening); the server owns the socket.
-
-    Close the returned server (and wait for it) before `runner.cleanup()`.
-    """
-    server = runner.server
-    if server is None:
-        raise RuntimeError("the runner is not set up")
+    """Serve aiohttp's low-level `server` on `sock` (bound, listening); the asyncio server
+    returned owns the socket. Close it (and wait for it) before `server.shutdown()`."""
     loop = asyncio.get_running_loop()
     # A backlog of SOMAXCONN: asyncio calls listen() again and must not shrink the queue.
     return await loop.create_server(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -17,8 +17,8 @@ from sandbox.services.tls import client_context
 
 
 class Sessions:
-    """The app's one client session, made on the first proxied request (a reload may add
-    the first proxy route), closed on cleanup."""
+    """A stub's one client session, made on the first proxied request (a reload may add
+    the first proxy route), closed when the stub stops."""
 
     def __init__(self, ca_bundle: Path | None = None) -> None:
         self._session: aiohttp.ClientSession | None = None
@@ -45,7 +45,6 @@ class Sessions:
             await self._session.close()
 
 
-SESSION = web.AppKey("sandbox_proxy_session", Sessions)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 HOP_BY_HOP = frozenset(
@@ -83,21 +82,6 @@ def _without(headers: MultiMapping[str], dropped: frozenset[str]) -> CIMultiDict
     )
 
 
-def session_context(
-    ca_bundle: Path | None,
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup_ctx entry: one client session per app (made on first use), closed on cleanup."""
-
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        sessions = app[SESSION] = Sessions(ca_bundle)
-        try:
-            yield
-        finally:
-            await sessions.close()
-
-    return context
-
-
 def _via_token(service: str) -> str:
     return f"sandbox-{service}"
 
@@ -116,8 +100,9 @@ def _problem(exc: BaseException) -> str:
 
 
 async def forward(
-    request: web.Request,
+    request: web.BaseRequest,
     body: bytes,
+    sessions: Sessions,
     target: str,
     peer: Peer,
     me: str,
@@ -157,18 +142,14 @@ async def forward(
     headers["X-Forwarded-Host"] = request.host
     headers["X-Forwarded-Proto"] = request.scheme
     try:
-        async with (
-            request.app[SESSION]
-            .get()
-            .request(
-                request.method,
-                url,
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                skip_auto_headers=_NO_AUTO_HEADERS,
-            ) as upstream
-        ):
+        async with sessions.get().request(
+            request.method,
+            url,
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+            skip_auto_headers=_NO_AUTO_HEADERS,
+        ) as upstream:
             payload = await upstream.read()
             relayed = _without(upstream.headers, _NOT_RELAYED)
             return web.Response(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from multidict import MultiMapping
 
 from sandbox.errors import StubConfigError
-from sandbox.profile.models import Match, Response, Route
+from sandbox.profile.models import Match, Response, Route, ScenarioStep
 from sandbox.services.http_extras import check_charset, compile_status
 from sandbox.services.matchers import JsonConditions, PresenceConditions
-from sandbox.services.templates import Text, compile_json, compile_text
+from sandbox.services.templates import NO_NAMES, Text, compile_json, compile_text, names_in
 
 # aiohttp's route syntax: `{name}` is one path segment, `{name:regex}` is the regex (which
 # may itself hold `{m,n}` quantifiers, hence the nested braces).
@@ -22,16 +24,81 @@ _PLAIN = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)\}")
 _WITH_RE = re.compile(r"\{(?P<name>[_a-zA-Z][_a-zA-Z0-9]*):(?P<re>.+)\}")
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """What routing and templates see of a request (body already read)."""
+class _Query(Protocol):
+    """Where a lazy Incoming takes its query from (an aiohttp request)."""
 
-    method: str
-    path: str  # decoded except %2F and %25, as aiohttp matches: an encoded / stays in its segment
-    query: MultiMapping[str]
-    headers: MultiMapping[str]  # case-insensitive
-    body: str
-    json: Any = None  # the parsed body, or None when it is empty or not JSON
+    @property
+    def query(self) -> MultiMapping[str]: ...
+
+
+_UNREAD: Any = object()
+
+
+def _parse_json(text: str) -> Any:
+    # A body nested deeper than the parser's recursion allows is not JSON we can match.
+    try:
+        return json.loads(text) if text.strip() else None
+    except (ValueError, RecursionError):
+        return None
+
+
+class Incoming:
+    """What routing and templates see of a request (body already read).
+
+    Made per request, so what most routes never look at (the query, the body as text, the
+    body as JSON) is worked out on first use, once (`Incoming.of`).
+    """
+
+    __slots__ = ("_body", "_json", "_query", "_raw", "_source", "headers", "method", "path")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: MultiMapping[str],
+        headers: MultiMapping[str],
+        body: str,
+        json: Any = None,
+    ) -> None:
+        self.method = method
+        # decoded except %2F and %25, as aiohttp matches: an encoded / stays in its segment
+        self.path = path
+        self.headers = headers  # case-insensitive
+        self._query: MultiMapping[str] | None = query
+        self._source: _Query | None = None
+        self._raw = b""
+        self._body: str | None = body
+        self._json = json  # the parsed body, or None when it is empty or not JSON
+
+    @classmethod
+    def of(
+        cls, method: str, path: str, source: _Query, headers: MultiMapping[str], raw: bytes
+    ) -> Incoming:
+        """A request whose query (from `source`), text and JSON (from `raw`) are read lazily."""
+        made = cls.__new__(cls)
+        made.method, made.path, made.headers = method, path, headers
+        made._query, made._source = None, source
+        made._raw, made._body, made._json = raw, None, _UNREAD
+        return made
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        if self._query is None:
+            assert self._source is not None
+            self._query = self._source.query
+        return self._query
+
+    @property
+    def body(self) -> str:
+        if self._body is None:
+            self._body = self._raw.decode("utf-8", "replace")
+        return self._body
+
+    @property
+    def json(self) -> Any:
+        if self._json is _UNREAD:
+            self._json = _parse_json(self.body)
+        return self._json
 
 
 def compile_path(path: str, where: str) -> re.Pattern[str]:
@@ -101,6 +168,9 @@ class Conditions:
                     return f"{what} {name!r} is missing"
                 if not any(pattern.search(v) for v in found):
                     return f"{what} {name}={found[0]!r} does not match /{pattern.pattern}/"
+        return self._other_failure(req)
+
+    def _other_failure(self, req: Incoming) -> str | None:
         if failed := self.presence.failure(req.query, req.headers):
             return failed
         if failed := self.json.failure(req.json):
@@ -108,6 +178,39 @@ class Conditions:
         if self.body is not None and not self.body.search(req.body):
             return f"the body does not match /{self.body.pattern}/"
         return None
+
+    def holds(self, req: Incoming) -> bool:
+        """Whether `req` meets every condition (`failure` is None), without saying why not:
+        what routing asks of each candidate route, per request."""
+        if self.query:
+            query = req.query
+            for name, pattern in self.query:
+                for value in query.getall(name, ()):
+                    if pattern.search(value):
+                        break
+                else:
+                    return False
+        if self.headers:
+            headers = req.headers
+            for name, pattern in self.headers:
+                for value in headers.getall(name, ()):
+                    if pattern.search(value):
+                        break
+                else:
+                    return False
+        return not self.others or self._other_failure(req) is None
+
+    @property
+    def others(self) -> bool:
+        """Whether there is any condition besides query and header regexes."""
+        presence = self.presence
+        return bool(
+            presence.absent_headers
+            or presence.absent_query
+            or presence.exact_query is not None
+            or self.json.fields
+            or self.body is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -120,6 +223,7 @@ class Answer:
     json: Any  # compiled JSON (strings as Text), or None
     file: str | None
     delay: float
+    names: frozenset[str] = frozenset()  # the variables its templates read
 
     @classmethod
     def of(cls, response: Response, where: str) -> Answer:
@@ -127,18 +231,22 @@ class Answer:
         for name, value in response.headers.items():
             if name.lower() == "content-type" and "{" not in value:
                 check_charset(value, f"{where}.headers.{name}")
+        status = compile_status(response.status, f"{where}.status")
+        headers = tuple(
+            (name, compile_text(value, f"{where}.headers.{name}"))
+            for name, value in response.headers.items()
+        )
+        body = compile_text(response.body, f"{where}.body") if response.body is not None else None
+        json = compile_json(response.json_, f"{where}.json")
+        texts = [text for _, text in headers] + [t for t in (status, body) if isinstance(t, Text)]
         return cls(
-            status=compile_status(response.status, f"{where}.status"),
-            headers=tuple(
-                (name, compile_text(value, f"{where}.headers.{name}"))
-                for name, value in response.headers.items()
-            ),
-            body=compile_text(response.body, f"{where}.body")
-            if response.body is not None
-            else None,
-            json=compile_json(response.json_, f"{where}.json"),
+            status=status,
+            headers=headers,
+            body=body,
+            json=json,
             file=response.file,
             delay=response.delay,
+            names=names_in(json).union(*(text.names for text in texts)) or NO_NAMES,
         )
 
 
@@ -152,6 +260,20 @@ class CompiledRoute:
     conditions: Conditions | None
     answers: tuple[Answer, ...]
     _turn: int = field(default=0, repr=False)
+    # Worked out once, for routing (http_match.Router.find):
+    name: str = field(init=False)  # "GET /orders/{id}", as journal entries name it
+    methods: frozenset[str] | None = field(init=False, repr=False)  # None: any method
+    literal: bool = field(init=False, repr=False)  # a path without parameters
+    step: ScenarioStep | None = field(init=False, repr=False)  # a scenario state to be in
+
+    def __post_init__(self) -> None:
+        spec = self.spec
+        self.name = f"{spec.method} {spec.path}"
+        wanted = spec.method
+        self.methods = None if wanted == "*" else _methods(wanted)
+        self.literal = "{" not in spec.path and "}" not in spec.path
+        when = spec.scenario is not None and spec.scenario.when is not None
+        self.step = spec.scenario if when else None
 
     def accepts(self, method: str) -> bool:
         """Whether the route takes this method; a GET route takes HEAD too."""
@@ -163,6 +285,12 @@ class CompiledRoute:
         answer = self.answers[self._turn % len(self.answers)]
         self._turn += 1
         return answer
+
+
+@functools.cache
+def _methods(wanted: str) -> frozenset[str]:
+    """The methods a route for `wanted` takes (one set per method, shared by every route)."""
+    return frozenset((wanted, "HEAD") if wanted == "GET" else (wanted,))
 
 
 def compile_routes(routes: Sequence[Route], service: str) -> list[CompiledRoute]:

@@ -209,10 +209,8 @@ class Journal:
     body_max: int = DEFAULT_BODY_MAX
     # Shared by every journal of a sandbox, so `since` works across services.
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
-    _entries: deque[Entry] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._entries = deque(maxlen=self.max)
+    # Made on the first entry: most of a thousand stubs are never asked anything.
+    _entries: deque[Entry] | tuple[()] = field(init=False, repr=False, default=())
 
     def cap(self, data: bytes) -> bytes:
         """`data` cut to `body_max` bytes."""
@@ -225,11 +223,13 @@ class Journal:
     def add(self, entry: Entry) -> None:
         """Keep `entry`, made with `seq=next_seq()` and `service=journal.service` right before
         (no await in between, so numbers stay in the order entries are added)."""
+        if not isinstance(self._entries, deque):
+            self._entries = deque(maxlen=self.max)
         self._entries.append(entry)
 
     def clear(self) -> None:
         """Forget every entry (numbering goes on, so a follower never sees a number twice)."""
-        self._entries.clear()
+        self._entries = ()
 
     def __len__(self) -> int:
         return len(self._entries)

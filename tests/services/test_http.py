@@ -415,6 +415,7 @@ async def test_a_client_that_resets_cancels_its_delayed_request(
         while not stub.journal:
             await asyncio.sleep(0.005)
     assert stub.journal[0].status is None
+    assert stub.journal[0].client.startswith("127.0.0.1:")  # known though the client left
     assert "(cancelled" in lines[-1]
 
 

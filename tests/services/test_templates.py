@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 import pytest
 
 from sandbox.services.context import Peer
@@ -89,3 +90,46 @@ async def test_json_is_none_when_the_body_is_not_json(aiohttp_client: Any) -> No
     spec = http_spec({"path": "/", "response": {"body": "{{ json is none }}"}})
     c = await aiohttp_client(create_app(spec, context("web")))
     assert await (await c.post("/", data="plain words")).text() == "True"
+
+
+SIMPLE_VARIABLES: dict[str, Any] = {
+    "path": {"id": "42", "items": "a key named like a dict method"},
+    "n": None,
+    "peer": Peer("api", "127.0.0.2", 80, "http://127.0.0.2:80"),
+    "headers": {"X": "1"},
+    "num": 7,
+}
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["id={{ path.id }}", "{{path.id}}-{{ num }}\n", "{{ n }}", "{{ peer.url }}/x",
+     "{{ path.items }}", "{{ path }}", "{{- path.id -}} ", "{{ range }}"],
+)  # fmt: skip
+def test_a_simple_template_renders_as_jinja_renders_it(source: str) -> None:
+    text = compile_text(source, "body")
+    assert text.template is not None
+    assert text.render(SIMPLE_VARIABLES) == text.template.render(SIMPLE_VARIABLES)
+
+
+def test_simple_templates_take_the_fast_way_and_others_do_not() -> None:
+    assert compile_text("a {{ path.id }} b", "body").parts == ("a ", ("path", ("id",)), " b")
+    assert compile_text("{{ path.id | upper }}", "body").parts is None
+    assert compile_text("{% if x %}y{% endif %}", "body").parts is None
+    assert compile_text("{{ path['id'] }}", "body").parts is None
+
+
+@pytest.mark.parametrize("source", ["{{ path.idd }}", "{{ nope }}", "{{ peer.__class__ }}"])
+def test_a_simple_template_fails_as_jinja_fails(source: str) -> None:
+    text = compile_text(source, "body")
+    assert text.template is not None
+    with pytest.raises(RenderError) as caught:
+        text.render(SIMPLE_VARIABLES)
+    with pytest.raises(jinja2.TemplateError) as direct:
+        text.template.render(SIMPLE_VARIABLES)
+    assert caught.value.detail == str(direct.value)
+
+
+def test_the_names_a_template_reads() -> None:
+    text = compile_text("{% for k in query %}{{ k }}{{ path.id }}{% endfor %}{{ range(2) }}", "b")
+    assert text.names == {"query", "path"}  # range is a global, not a variable
