@@ -85,8 +85,17 @@ def prove_listener(listener: socket.socket) -> tuple[ProbeResult | None, list[so
 
     Returns the result (None if the connect did not complete at once or never arrived) and
     the connections of others that were accepted on the way, in arrival order: the caller
-    hands those to the server, so no client notices. The listener must be non-blocking.
+    hands those to the server, so no client notices.
     """
+    blocking = listener.getblocking()
+    listener.setblocking(False)
+    try:
+        return _prove(listener)
+    finally:
+        listener.setblocking(blocking)
+
+
+def _prove(listener: socket.socket) -> tuple[ProbeResult | None, list[socket.socket]]:
     address, port = listener.getsockname()[:2]
     start = time.perf_counter()
     others: list[socket.socket] = []

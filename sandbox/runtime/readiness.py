@@ -91,7 +91,11 @@ def readiness(running: RunningService, wait_timeout: float, ca_bundle: Path | No
         # An in-process stub serves on the socket this process bound and listens before
         # serve() returns: one connect proves the listener, an HTTP exchange adds nothing,
         # and on loopback that connect completes inside the call (0.1 ms less per stub).
-        return replace(probe, now=lambda: connect_now(address, port))
+        def now() -> ProbeResult | None:
+            proof = running.proof  # made on the socket before it served (see Sandbox)
+            return proof if proof is not None else connect_now(address, port)
+
+        return replace(probe, now=now)
     return probe
 
 

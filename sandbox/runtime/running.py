@@ -31,6 +31,7 @@ class RunningService:
     url: str
     log_path: Path | None = None
     ready: ProbeResult | None = None
+    proof: ProbeResult | None = None  # an in-process stub's connect, made before it served
     pid: int | None = None
     pgid: int | None = None
     start_time: float | None = None

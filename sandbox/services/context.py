@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,11 @@ class StubServer(Protocol):
 
     async def close(self) -> None:
         """Stop serving and close every connection, hanging ones included; idempotent."""
+        ...
+
+    def adopt(self, conn: socket.socket) -> None:
+        """Serve `conn`, accepted from this stub's socket by someone else (the sandbox's
+        readiness proof), as if the stub had accepted it."""
         ...
 
     def prepare_reload(self, spec: Any) -> Callable[[], None]:

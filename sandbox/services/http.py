@@ -32,7 +32,7 @@ from sandbox.services.http_extras import Extras, ExtrasHolder, decorate, preflig
 from sandbox.services.http_index import Prebuilt, prebuild
 from sandbox.services.http_match import Router
 from sandbox.services.http_outcome import Outcome
-from sandbox.services.http_protocol import start_site, until_client_closes
+from sandbox.services.http_protocol import HalfCloseProtocol, start_site, until_client_closes
 from sandbox.services.http_proxy import Sessions, forward
 from sandbox.services.http_routes import CompiledRoute, Incoming, compile_routes
 from sandbox.services.journal import Journal
@@ -324,13 +324,31 @@ class HttpStub:
     """A running HTTP stub (a StubServer)."""
 
     def __init__(
-        self, name: str, web_server: Server, dispatcher: _Dispatcher, server: asyncio.Server
+        self,
+        name: str,
+        web_server: Server,
+        dispatcher: _Dispatcher,
+        server: asyncio.Server,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
         self._web = web_server
         self._dispatcher = dispatcher
         self._server = server
+        self._ssl = ssl_context
         self._closing: asyncio.Task[None] | None = None
+        self._adopting: set[asyncio.Task[object]] = set()
+
+    def adopt(self, conn: socket.socket) -> None:
+        """Serve `conn`, accepted from this stub's socket elsewhere (see StubServer)."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(
+            loop.connect_accepted_socket(
+                lambda: HalfCloseProtocol(self._web()), sock=conn, ssl=self._ssl
+            )
+        )
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
 
     @property
     def journal(self) -> Journal:
@@ -397,4 +415,4 @@ async def serve_http(spec: HttpService, sock: socket.socket, ctx: ServiceContext
     )
     server = await start_site(web_server, sock, ssl_context)
     ctx.log(f"{ctx.name}: http stub serving on {ctx.url} ({len(spec.routes)} routes)")
-    return HttpStub(ctx.name, web_server, dispatcher, server)
+    return HttpStub(ctx.name, web_server, dispatcher, server, ssl_context)

@@ -169,6 +169,7 @@ class TcpStub:
         self._journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
+        self._adopting: set[asyncio.Task[object]] = set()
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
 
@@ -198,6 +199,18 @@ class TcpStub:
         """Serve on `sock` (bound and listening); from now on close() closes it."""
         # A backlog of SOMAXCONN: asyncio calls listen() again and must not shrink the queue.
         self._server = await asyncio.start_server(self._handle, sock=sock, backlog=socket.SOMAXCONN)
+
+    def adopt(self, conn: socket.socket) -> None:
+        """Serve `conn`, accepted from this stub's socket elsewhere (see StubServer), as
+        asyncio.start_server serves what it accepts."""
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._handle)
+
+        task = loop.create_task(loop.connect_accepted_socket(protocol, sock=conn))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
 
     async def close(self) -> None:
         """Stop listening (the socket is closed), drop every connection, hanging ones

@@ -3,9 +3,11 @@ jobs, and HTTP URLs for programs that speak HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,66 @@ async def test_restarting_a_job_runs_it_again_and_it_shows_completed(
     assert results["seed"].ok
     assert runs.read_text() == "xx"
     assert (await _status(sb))["by_name"]["seed"]["state"] == "completed"
+
+
+async def test_a_client_that_connects_before_a_stub_serves_is_served(
+    spare_loopback: Any,
+) -> None:
+    """The readiness proof accepts its own connect on the stub's socket before the stub
+    serves: a client already waiting in the queue is handed to the stub, not dropped."""
+    from sandbox.net.sockets import bind_all
+    from sandbox.profile.loader import load_profile_data
+    from sandbox.runtime.sandbox import Sandbox
+
+    web, db = (str(a) for a in spare_loopback(2))
+    profile = load_profile_data(
+        {
+            "name": "early",
+            "services": {
+                "web": {"kind": "http", "address": web, "port": "auto"},
+                "db": {
+                    "kind": "tcp",
+                    "address": db,
+                    "port": "auto",
+                    "tcp": {
+                        "banner": "hello\r\n",
+                        "rules": [{"expect": "PING", "send": "PONG\r\n"}],
+                    },
+                },
+            },
+        }
+    )
+    early: list[socket.socket] = []
+
+    def bind_and_connect(requests: Any) -> list[socket.socket]:
+        held = bind_all(requests)
+        for sock in held:  # the control API's socket too: every one gets a waiting client
+            early.append(socket.create_connection(sock.getsockname()[:2], timeout=5))
+        return held
+
+    sandbox = Sandbox(profile, bind=bind_and_connect, control_address=None)
+    try:
+        await sandbox.start()
+        web_client, db_client = early
+
+        def http_get() -> bytes:
+            web_client.sendall(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+            return b"".join(iter(lambda: web_client.recv(65536), b""))
+
+        answer = await asyncio.to_thread(http_get)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+        def tcp_talk() -> bytes:
+            banner = db_client.recv(100)
+            db_client.sendall(b"PING\r\n")
+            return banner + db_client.recv(100)
+
+        assert await asyncio.to_thread(tcp_talk) == b"hello\r\nPONG\r\n"
+        for name in ("web", "db"):
+            ready = sandbox.services[name].ready
+            assert ready is not None
+            assert ready.ok, ready.detail
+    finally:
+        for client in early:
+            client.close()
+        await sandbox.stop()
