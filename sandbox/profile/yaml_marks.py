@@ -87,8 +87,11 @@ class Tree:
     hundred bytes of nested aliases would otherwise become billions of values.
     """
 
-    def __init__(self, loader: yaml.SafeLoader) -> None:
+    def __init__(self, loader: yaml.SafeLoader, *, places: bool = True) -> None:
+        """`places=False`: remember no nodes (`node()` then knows none): a profile that
+        turns out valid never needs them, and a thousand services have 9000."""
         self.loader = loader
+        self.places = places
         self.values: dict[tuple[Any, ...], yaml.Node] = {}
         self.keys: dict[tuple[Any, ...], yaml.Node] = {}
         self.problems: list[Located] = []
@@ -100,7 +103,8 @@ class Tree:
 
     def build(self, node: yaml.Node, path: tuple[Any, ...]) -> Any:
         self._count(node, path)
-        self.values[path] = node
+        if self.places:
+            self.values[path] = node
         if id(node) in self._open:
             raise ConstructorError(
                 None, None, "an alias refers to a node that contains it", node.start_mark
@@ -184,11 +188,14 @@ class Tree:
                     message = f"duplicate key (also on line {line}); YAML would keep only this one"
                     self.problems.append((key_node, (*path, key), message))
                 first[key] = key_node
-            self.keys[(*path, key)] = key_node
+            if self.places:
+                self.keys[(*path, key)] = key_node
             result[key] = self.build(value_node, (*path, key))
         return result
 
     def node(self, path: tuple[Any, ...], *, key: bool = False) -> yaml.Node:
+        if not self.places:
+            raise ValueError("this tree remembers no nodes (places=False)")
         if key and path in self.keys:
             return self.keys[path]
         while path not in self.values:
@@ -197,11 +204,16 @@ class Tree:
 
 
 def parse(
-    text: str, source: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
+    text: str,
+    source: str,
+    loader_class: type[yaml.SafeLoader] = yaml.SafeLoader,
+    *,
+    places: bool = True,
 ) -> tuple[Any, Tree]:
     """YAML `text` as plain data and its Tree of nodes. Raises ProfileError (with FILE:LINE:COL).
 
     `loader_class` may be libyaml's CSafeLoader: the same nodes and marks, parsed in C.
+    `places=False`: the tree remembers no node (see Tree); its limits and problems stand.
     """
     check_text_size(text, source)
     loader = None
@@ -211,7 +223,7 @@ def parse(
         if node is None:
             need = "a profile needs at least `name:` and `services:`"
             raise ProfileError(source, [f"{source}:1:1 the file is empty: {need}"])
-        tree = Tree(loader)
+        tree = Tree(loader, places=places)
         return tree.build(node, ()), tree
     except _TooBig as exc:
         mark = exc.node.start_mark
