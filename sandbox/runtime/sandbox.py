@@ -14,7 +14,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -183,8 +183,7 @@ class Sandbox(StubAccess):
                 stack.callback(lock.release)
                 stack.callback(self._remove_state)
             plan, sockets = plan_and_bind(self._make_plan, self._bind, self.on_conflict)
-            for sock in sockets.values():
-                stack.callback(sock.close)
+            stack.callback(_close_all, list(sockets.values()))  # one callback, not one each
             control_sock = sockets.pop(CONTROL, None)
             self._materialise(plan, sockets)
             self._certify(stack)
@@ -700,6 +699,11 @@ class Sandbox(StubAccess):
             raise SandboxError(
                 f'sandbox "{self.name}" has no service "{service}" (services: {known}).'
             ) from None
+
+
+def _close_all(socks: Iterable[socket.socket]) -> None:
+    for sock in socks:
+        sock.close()
 
 
 def _first_expected(group_error: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -337,7 +337,7 @@ class HttpStub:
         self._server = server
         self._ssl = ssl_context
         self._closing: asyncio.Task[None] | None = None
-        self._adopting: set[asyncio.Task[object]] = set()
+        self._adopting: set[asyncio.Task[object]] | None = None  # made on first use
 
     def adopt(self, conn: socket.socket) -> None:
         """Serve `conn`, accepted from this stub's socket elsewhere (see StubServer)."""
@@ -347,6 +347,8 @@ class HttpStub:
                 lambda: HalfCloseProtocol(self._web()), sock=conn, ssl=self._ssl
             )
         )
+        if self._adopting is None:
+            self._adopting = set()
         self._adopting.add(task)
         task.add_done_callback(self._adopting.discard)
 

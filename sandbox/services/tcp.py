@@ -169,7 +169,7 @@ class TcpStub:
         self._journal = Journal(ctx.name, spec.journal.max, spec.journal.body_max, ctx.counter)
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
-        self._adopting: set[asyncio.Task[object]] = set()
+        self._adopting: set[asyncio.Task[object]] | None = None  # made on first use
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
 
@@ -209,6 +209,8 @@ class TcpStub:
             return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._handle)
 
         task = loop.create_task(loop.connect_accepted_socket(protocol, sock=conn))
+        if self._adopting is None:
+            self._adopting = set()
         self._adopting.add(task)
         task.add_done_callback(self._adopting.discard)
 
