@@ -176,7 +176,7 @@ def run_up(line: UpLine) -> int | None:
     profile_name = peek_name(path)
     if profile_name is None:
         return None
-    return _bounded(line.json, lambda out: up_command(line, path, profile_name, out))
+    return bounded(line.json, lambda out: up_command(line, path, profile_name, out))
 
 
 def up_command(line: UpLine, path: Path, profile_name: str, out: Printer) -> int:
@@ -238,10 +238,10 @@ def undone_on_closed_pipe(name: str) -> Iterator[None]:
 
 def run_down(name: str | None, all_: bool, grace: float, json_: bool) -> int:
     """`sandbox down`: stop one recorded sandbox or all, print the outcome; the exit code."""
-    return _bounded(json_, lambda out: down_command(name, all_, grace, json_, out))
+    return bounded(json_, lambda out: down_command(name, all_, grace, json_, out))
 
 
-def _bounded(json_: bool, work: Callable[[Printer], int]) -> int:
+def bounded(json_: bool, work: Callable[[Printer], int]) -> int:
     """`work`'s exit code, its errors reported as the typer commands report them
     (sandbox.cli.command): a message and an exit code, never a traceback."""
     from sandbox.output import Printer

@@ -82,24 +82,9 @@ def run_probe(args: list[str]) -> int | None:
     targets = literal_targets(texts)
     if targets is None or not _no_bundles():
         return None
-    from sandbox.output import Printer
-    from sandbox.quick import _report, quiet_pipe
+    from sandbox.quick import bounded
 
-    out = Printer()
-    try:
-        return probe_command(targets, timeout, json_, out)
-    except BrokenPipeError:
-        return quiet_pipe()
-    except SandboxError as exc:
-        _report(out, exc, json_)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        out.note("interrupted")
-        return int(ExitCode.INTERRUPTED)
-    except Exception as exc:
-        hint = "Run again with --debug for the traceback, and report it if it repeats."
-        _report(out, SandboxError(f"unexpected error: {type(exc).__name__}: {exc}", hint), json_)
-        return int(ExitCode.UNEXPECTED)
+    return bounded(json_, lambda out: probe_command(targets, timeout, json_, out))
 
 
 def probe_command(targets: list[Target], timeout: float, json_: bool, out: Printer) -> int:

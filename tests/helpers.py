@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sandbox.net.table import read_table
@@ -54,3 +56,26 @@ async def until(
         assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}{shown()}"
         await asyncio.sleep(0.005)
     return time.monotonic() - t0
+
+
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+@contextlib.contextmanager
+def held(address: str, *, listen: bool = True, backlog: int = 128) -> Iterator[int]:
+    """A socket bound to address:0 (listening or not) for the block; yields its port.
+    Skips the test where `address` cannot be bound (::1 without IPv6)."""
+    import pytest
+
+    sock = socket.socket(_family(address), socket.SOCK_STREAM)
+    try:
+        try:
+            sock.bind((address, 0))
+        except OSError as exc:
+            pytest.skip(f"cannot bind {address} here: {exc}")
+        if listen:
+            sock.listen(backlog)
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()

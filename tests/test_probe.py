@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sandbox.probe import (
 )
 from sandbox.probe.endpoint import _classify
 from sandbox.probe.resolve import hosts_addresses
+from tests.helpers import held
 
 V4 = "127.0.0.61"
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -35,26 +36,6 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 def hostport(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _family(address: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET
-
-
-@contextlib.contextmanager
-def held(address: str, *, listen: bool = True) -> Iterator[int]:
-    """A socket bound to address:0 (listening or not) for the block; yields its port."""
-    sock = socket.socket(_family(address), socket.SOCK_STREAM)
-    try:
-        try:
-            sock.bind((address, 0))
-        except OSError as exc:
-            pytest.skip(f"cannot bind {address} here: {exc}")
-        if listen:
-            sock.listen()
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 @pytest.fixture(params=[V4, "::1"])

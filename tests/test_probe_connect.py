@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from sandbox.probe import ProbeResult, ProbeState, probe_tcp
 from sandbox.probe.connect import connect_all
+from tests.helpers import held
 
 V4 = "127.0.0.63"
-
-
-def _family(address: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in address else socket.AF_INET
-
-
-@contextlib.contextmanager
-def held(address: str, *, listen: bool = True, backlog: int = 128) -> Iterator[int]:
-    """A socket bound to address:0 (listening or not) for the block; yields its port."""
-    sock = socket.socket(_family(address), socket.SOCK_STREAM)
-    try:
-        try:
-            sock.bind((address, 0))
-        except OSError as exc:
-            pytest.skip(f"cannot bind {address} here: {exc}")
-        if listen:
-            sock.listen(backlog)
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def _timeless(result: ProbeResult) -> ProbeResult:
