@@ -221,6 +221,14 @@ def _version(cmd: list[str]) -> str | None:
     return text[0] if text else None
 
 
+def _uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "not installed: detached supervisors run on asyncio's loop"
+    return f"{uvloop.__version__}: detached supervisors run on it (SANDBOX_UVLOOP=0 turns it off)"
+
+
 def machine() -> dict[str, str]:
     """What the figures depend on: cores, CPU, kernel, Python, aiohttp, load, wrk."""
     import aiohttp
@@ -232,6 +240,7 @@ def machine() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
+        "uvloop": _uvloop(),
         "loadavg": " ".join(f"{x:.2f}" for x in load),
         "wrk": _version(["wrk", "--version"]) or "not installed",
     }

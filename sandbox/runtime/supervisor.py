@@ -177,15 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     return run(_supervise(args))
 
 
-# Set to 1 to run the supervisor on uvloop (the optional `fast` extra) when it is installed.
+# Set to 0 (no, off, false) to run the supervisor on asyncio's own loop though uvloop is there.
 UVLOOP_ENV = "SANDBOX_UVLOOP"
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:
-    """Run the supervisor's coroutine on asyncio's loop, or on uvloop when SANDBOX_UVLOOP=1
-    and it is installed. Opt-in: it answers more requests per second (bench/RESULTS.md),
-    but a readiness probe with a very short `ready.timeout` was seen to miss it."""
-    if os.environ.get(UVLOOP_ENV, "").strip().lower() in {"1", "yes", "on", "true"}:
+    """Run the supervisor's coroutine on uvloop when it is installed (the `fast` extra),
+    unless SANDBOX_UVLOOP is 0; else on asyncio's loop. Stubs answer 8–14 % more requests a
+    second on it (bench/RESULTS.md)."""
+    if os.environ.get(UVLOOP_ENV, "").strip().lower() not in {"0", "no", "off", "false"}:
         try:
             import uvloop
         except ImportError:

@@ -18,18 +18,25 @@ async def _loop_module() -> int:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed")
-def test_uvloop_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(UVLOOP_ENV, "1")
+@pytest.mark.parametrize("value", [None, "1", "yes"])
+def test_uvloop_when_installed_unless_turned_off(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(UVLOOP_ENV, raising=False)
+    else:
+        monkeypatch.setenv(UVLOOP_ENV, value)
     assert run(_loop_module()) == 1
 
 
-def test_by_default_it_is_asyncio_s_own_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(UVLOOP_ENV, raising=False)
+@pytest.mark.parametrize("value", ["0", "no", "OFF", "false"])
+def test_turned_off_it_is_asyncio_s_own_loop(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(UVLOOP_ENV, value)
     assert run(_loop_module()) == 0
 
 
 def test_without_uvloop_it_falls_back_to_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(UVLOOP_ENV, "1")
+    monkeypatch.delenv(UVLOOP_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop raises ImportError
     assert run(_loop_module()) == 0
 
