@@ -183,7 +183,7 @@ UVLOOP_ENV = "SANDBOX_UVLOOP"
 
 def run(main: Coroutine[Any, Any, int]) -> int:
     """Run the supervisor's coroutine on uvloop when it is installed (the `fast` extra),
-    unless SANDBOX_UVLOOP is 0; else on asyncio's loop. Stubs answer 8–14 % more requests a
+    unless SANDBOX_UVLOOP is 0; else on asyncio's loop. Stubs answer 7–20 % more requests a
     second on it (bench/RESULTS.md)."""
     if os.environ.get(UVLOOP_ENV, "").strip().lower() not in {"0", "no", "off", "false"}:
         try:
