@@ -182,7 +182,7 @@ def run_up(line: UpLine) -> int | None:
 def up_command(line: UpLine, path: Path, profile_name: str, out: Printer) -> int:
     """Start the supervisor on `path` and print what the typer `up -d` prints. Raises
     SandboxError (a ProfileError from the supervisor's validation included)."""
-    from sandbox.runtime.launch import Launch, request_log_default
+    from sandbox.runtime.launch import Launch, ready_status, request_log_default
     from sandbox.runtime.private import state_root
 
     name = line.name or profile_name
@@ -204,13 +204,7 @@ def up_command(line: UpLine, path: Path, profile_name: str, out: Printer) -> int
         ready = started.ready(bar.update)
     finally:
         bar.done()
-    found = ready.get("status")
-    if isinstance(found, dict):
-        status = {**found, "moves": ready.get("moves", [])}
-    else:  # an older supervisor: read the record
-        from sandbox.runtime.manage import ready_status
-
-        status = ready_status(ready, state_root(), name)
+    status = ready_status(ready)
     with undone_on_closed_pipe(status["name"]):
         if line.json:
             out.json(status)

@@ -78,7 +78,7 @@ def test_unknown_class_becomes_a_sandbox_error_with_its_exit_code() -> None:
 def test_a_conflict_in_the_supervisor_arrives_as_a_conflict_error(
     tmp_path: Path, spare_loopback: Callable[[int], list[IPv4Address]]
 ) -> None:
-    from sandbox.runtime.supervisor import spawn
+    from sandbox.runtime.launch import spawn
 
     (address,) = spare_loopback(1)
     with socket.create_server((str(address), 0)) as held:

@@ -55,27 +55,17 @@ async def _close(writer: asyncio.StreamWriter | None) -> None:
             await writer.wait_closed()
 
 
-def connect_now(address: str, port: int, *, target: str | None = None) -> ProbeResult | None:
-    """One connect that is complete as soon as connect() returns, or None. On loopback the
-    handshake with a listener runs inside the call (a non-blocking connect says EINPROGRESS,
-    yet the socket is already writable, without error): no event loop round trip, no timer,
-    so a thousand in-process stubs are proven in milliseconds. None when the connect is
-    refused or would have to wait: the caller probes with probe_tcp then.
+def connect_now(address: str, port: int) -> ProbeResult | None:
+    """One connect that is complete as soon as connect() returns, or None (refused, or it
+    would have to wait: the caller probes with probe_tcp then). No event loop round trip,
+    no timer: a thousand in-process stubs are proven in milliseconds.
     """
     family = _check(address, port, 1.0)
     start = time.perf_counter()
     with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setblocking(False)
-        if sock.connect_ex((address, port)) not in (0, errno.EINPROGRESS):
+        if not _connected_at_once(sock, address, port):
             return None
-        poller = select.poll()
-        poller.register(sock, select.POLLOUT)
-        if not poller.poll(0) or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
-            return None
-    latency = _ms(start)
-    detail = f"connected to {format_hostport(address, port)} in {latency:.2f} ms"
-    name = target or format_hostport(address, port)
-    return ProbeResult(name, address, port, ProbeState.OPEN, latency, detail=detail)
+    return _open(address, port, start)
 
 
 def prove_listener(listener: socket.socket) -> tuple[ProbeResult | None, list[socket.socket]]:
@@ -100,12 +90,7 @@ def _prove(listener: socket.socket) -> tuple[ProbeResult | None, list[socket.soc
     start = time.perf_counter()
     others: list[socket.socket] = []
     with socket.socket(listener.family, socket.SOCK_STREAM) as client:
-        client.setblocking(False)
-        if client.connect_ex((address, port)) not in (0, errno.EINPROGRESS):
-            return None, others
-        poller = select.poll()
-        poller.register(client, select.POLLOUT)
-        if not poller.poll(0) or client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+        if not _connected_at_once(client, address, port):
             return None, others
         mine = client.getsockname()[:2]
         while True:
@@ -117,10 +102,26 @@ def _prove(listener: socket.socket) -> tuple[ProbeResult | None, list[socket.soc
                 conn.close()
                 break
             others.append(conn)
+    return _open(address, port, start), others
+
+
+def _connected_at_once(sock: socket.socket, address: str, port: int) -> bool:
+    """Connect `sock` without waiting. On loopback the handshake with a listener runs inside
+    connect(): a non-blocking connect says EINPROGRESS, yet the socket is already writable,
+    without error."""
+    sock.setblocking(False)
+    if sock.connect_ex((address, port)) not in (0, errno.EINPROGRESS):
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(0)) and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+
+
+def _open(address: str, port: int, start: float) -> ProbeResult:
     latency = _ms(start)
     where = format_hostport(address, port)
     detail = f"connected to {where} in {latency:.2f} ms"
-    return ProbeResult(where, address, port, ProbeState.OPEN, latency, detail=detail), others
+    return ProbeResult(where, address, port, ProbeState.OPEN, latency, detail=detail)
 
 
 async def probe_tcp(

@@ -161,6 +161,15 @@ class Launch:
         return message
 
 
+def ready_status(ready: dict[str, object]) -> dict[str, Any]:
+    """The sandbox's status in a supervisor's ready message, with `moves`: what
+    --on-conflict moved. It comes from the supervisor's own readiness probes: the CLI
+    probes nothing again."""
+    status = ready["status"]
+    assert isinstance(status, dict), "the supervisor's ready line always holds its status"
+    return {**status, "moves": ready.get("moves", [])}
+
+
 def _read_lines(fd: int, *, deadline: float) -> Iterator[str]:
     """Each complete line from `fd` until end of file or `deadline`."""
     buffer = b""

@@ -31,7 +31,7 @@ def up_detached(
     """Start a supervisor in its own session; return the sandbox's status once it is ready
     (as the supervisor's readiness probes found it: nothing is probed twice), with
     `moves`: what --on-conflict moved. `on_progress` hears of each service ready."""
-    from sandbox.runtime.launch import spawn
+    from sandbox.runtime.launch import ready_status, spawn
 
     if profile.source is None:
         raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
@@ -45,18 +45,7 @@ def up_detached(
         request_log=request_log,
         on_progress=on_progress,
     )
-    return ready_status(ready, state_root, sandbox_name)
-
-
-def ready_status(ready: dict[str, object], state_root: Path, sandbox_name: str) -> dict[str, Any]:
-    """The status in a supervisor's ready message (or, without one, its record), with `moves`."""
-    found = ready.get("status")
-    if isinstance(found, dict):
-        return {**found, "moves": ready.get("moves", [])}
-    status = asyncio.run(sandbox_status(StateDir(state_root, sandbox_name)))
-    if status is None:
-        raise SandboxError(f'sandbox "{sandbox_name}" said it was ready but left no record.')
-    return {**status.to_json(), "moves": ready.get("moves", [])}
+    return ready_status(ready)
 
 
 async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:

@@ -89,8 +89,9 @@ def readiness(running: RunningService, wait_timeout: float, ca_bundle: Path | No
     probe = Check(lambda: probe_tcp(address, port, timeout=timeout), timeout)
     if running.pid == os.getpid():
         # An in-process stub serves on the socket this process bound and listens before
-        # serve() returns: one connect proves the listener, an HTTP exchange adds nothing,
-        # and on loopback that connect completes inside the call (0.1 ms less per stub).
+        # serve() returns: one connect proves the listener, an HTTP exchange adds nothing.
+        # It was made on the socket before the stub served (Sandbox._start_one); a
+        # restarted stub gets one that completes inside connect().
         def now() -> ProbeResult | None:
             proof = running.proof  # made on the socket before it served (see Sandbox)
             return proof if proof is not None else connect_now(address, port)

@@ -25,9 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import SandboxError, error_to_json
 from sandbox.runtime.events import Event, ServiceReady, ServiceStopped
-from sandbox.runtime.launch import REQUEST_LOG_ENV as REQUEST_LOG_ENV  # re-exported
-from sandbox.runtime.launch import request_log_default as request_log_default  # re-exported
-from sandbox.runtime.launch import spawn as spawn  # re-exported
 
 log = logging.getLogger("sandbox.supervisor")
 
@@ -77,6 +74,10 @@ def _log_event(event: Event) -> None:
 
 
 async def _supervise(args: argparse.Namespace) -> int:
+    from sandbox.runtime.requests import serve_restarts
+    from sandbox.runtime.sandbox import Sandbox
+    from sandbox.runtime.state import StateDir
+
     ready_fd: int = args.ready_fd
     ready: list[str] = []
     total = 0
@@ -118,12 +119,6 @@ async def _supervise(args: argparse.Namespace) -> int:
                 "Run the command again.",
             )
         total = len(profile.services)
-        # Imported after the profile is read: what parsing it left free (11 KiB a service
-        # at its peak) is then filled by these modules and aiohttp, not added to.
-        from sandbox.runtime.requests import serve_restarts
-        from sandbox.runtime.sandbox import Sandbox
-        from sandbox.runtime.state import StateDir
-
         sandbox = Sandbox(
             profile,
             name=args.name,
@@ -170,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-request-log", dest="request_log", action="store_false")
     parser.add_argument("--expect-name", help="refuse a profile by another name")
     args = parser.parse_args(argv)
-    # stdout and stderr both go to supervisor.log (see spawn)
+    # stdout and stderr both go to supervisor.log (see runtime/launch.py)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
     )

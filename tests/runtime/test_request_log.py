@@ -10,8 +10,8 @@ import pytest
 
 from sandbox.api import load
 from sandbox.runtime.events import Event, LogLine
+from sandbox.runtime.launch import REQUEST_LOG_ENV, request_log_default
 from sandbox.runtime.sandbox import Sandbox
-from sandbox.runtime.supervisor import REQUEST_LOG_ENV, request_log_default
 
 
 def _profile(addresses: list[Any], quiet: dict[str, Any]) -> dict[str, Any]:

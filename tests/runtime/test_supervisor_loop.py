@@ -47,7 +47,7 @@ def test_a_profile_renamed_between_peek_and_load_is_refused(
     """`up -d` read the name from the file before the supervisor loaded it: a file edited in
     between must not start under the old name."""
     from sandbox.errors import SandboxError
-    from sandbox.runtime.supervisor import spawn
+    from sandbox.runtime.launch import spawn
 
     path = tmp_path / "renamed.yaml"
     address = spare_loopback(1)[0]
