@@ -9,8 +9,6 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import psutil
-
 from sandbox.net.addresses import IPAddress
 from sandbox.net.listeners import Listener, Owner, Protocol, SocketTable, command_text
 
@@ -112,6 +110,8 @@ def _sort_key(entry: Listener) -> tuple[int, int, int, str, int]:
 
 
 def _raw_listeners(kind: str) -> Iterator[tuple[Protocol, str, int, int | None]]:
+    import psutil
+
     try:
         conns = [(c.type, c.laddr, c.raddr, c.status, c.pid) for c in psutil.net_connections(kind)]
     except psutil.AccessDenied:
@@ -133,6 +133,8 @@ def _raw_listeners(kind: str) -> Iterator[tuple[Protocol, str, int, int | None]]
 
 
 def _owner(pid: int | None, cache: dict[int, Owner]) -> Owner:
+    import psutil
+
     if pid is None:
         return Owner(None, None, None, None)
     if pid not in cache:

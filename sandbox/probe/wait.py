@@ -66,7 +66,8 @@ async def wait_ready(
     Past the deadline the last result keeps its state and its detail reads "not ready within
     N s: last probe: ...". `give_up()` is asked after each failed probe; a sentence from it
     ("the process exited with code 1") stops at once and leads the detail. Each probe is cut
-    short at the deadline (state TIMEOUT). A probe (or give_up) that raises ends the wait, the
+    short at the deadline (state TIMEOUT; its detail then adds what the probe before found,
+    such as an HTTP 503). A probe (or give_up) that raises ends the wait, the
     first with state ERROR.
     """
     deadline = clock() + timeout
@@ -78,7 +79,10 @@ async def wait_ready(
             async with asyncio.timeout(remaining if remaining > 0 else None):
                 result = await probe()
         except TimeoutError:
-            result = _stand_in(last, ProbeState.TIMEOUT, "the probe did not finish in time")
+            cut = "the probe did not finish in time"
+            if last is not None:  # what the last whole probe found says more than the cut
+                cut += f"; the one before: {last.detail}"
+            result = _stand_in(last, ProbeState.TIMEOUT, cut)
         except Exception as exc:
             return _stand_in(last, ProbeState.ERROR, f"the probe failed: {_text(exc)}")
         if result.ok:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 
-import psutil
-
 from sandbox.proc.processes import START_TIME_TOLERANCE, ref_for
 from sandbox.proc.ref import ProcessRef
 
@@ -40,6 +38,8 @@ def marked_by(supervisor: ProcessRef) -> list[ProcessRef]:
     A process may rewrite its environment; programs do not in practice, and what the mark
     misses the recorded process groups still catch. Processes we may not read are skipped.
     """
+    import psutil
+
     uid, me = os.getuid(), os.getpid()
     found = []
     for proc in psutil.process_iter():

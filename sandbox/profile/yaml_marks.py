@@ -21,7 +21,9 @@ MAX_DEPTH = 32  # mappings and lists inside each other
 MAX_NODES = 200_000  # values in the data, every alias counted each time it is used
 MAX_ALIASED = 10_000  # of those, values reached again through an alias (`*name`) or a merge
 
-_MAP, _SEQ, _MERGE = (f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "merge"))
+_MAP, _SEQ, _MERGE, _STR = (f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "merge", "str"))
+# The key tags PyYAML's flatten_mapping acts on: a merge (`<<`), and `=` (made a string).
+_FLATTENED = (_MERGE, "tag:yaml.org,2002:value")
 _LIMITS_HINT = "see docs/profiles.md, 'Limits'"
 
 
@@ -105,6 +107,8 @@ class Tree:
         self._count(node, path)
         if self.places:
             self.values[path] = node
+        if node.tag == _STR and type(node) is yaml.ScalarNode:
+            return node.value  # what the constructor makes of a string, at a third of the cost
         if id(node) in self._open:
             raise ConstructorError(
                 None, None, "an alias refers to a node that contains it", node.start_mark
@@ -167,22 +171,27 @@ class Tree:
         return self._merged[id(node)]
 
     def _mapping(self, node: yaml.MappingNode, path: tuple[Any, ...]) -> dict[Any, Any]:
-        explicit = {id(k) for k, _ in node.value if k.tag != _MERGE}
-        self._merged_size(node)  # before flattening copies merged entries into this node
-        self.loader.flatten_mapping(node)  # `<<: *anchor` merges; explicit keys come last
+        explicit: set[int] | None = None  # None: every key is written here, none merged
+        if any(k.tag in _FLATTENED for k, _ in node.value):
+            explicit = {id(k) for k, _ in node.value if k.tag != _MERGE}
+            self._merged_size(node)  # before flattening copies merged entries into this node
+            self.loader.flatten_mapping(node)  # `<<: *anchor` merges; explicit keys come last
         result: dict[Any, Any] = {}
         first: dict[Any, yaml.Node] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.CollectionNode):
+            if key_node.tag == _STR and type(key_node) is yaml.ScalarNode:
+                key = key_node.value  # (the usual key, made as `build` makes a string)
+            elif isinstance(key_node, yaml.CollectionNode):
                 self.problems.append((key_node, path, "a key must be plain text, not a collection"))
                 continue
-            key = self.loader.construct_object(key_node, deep=True)
+            else:
+                key = self.loader.construct_object(key_node, deep=True)
             if not isinstance(key, Hashable):
                 self.problems.append((key_node, path, "a key must be plain text, not a collection"))
                 continue
             # PyYAML keeps the last of two equal keys without a word: a typo'd copy-paste
             # would silently win, so it is an error (keys brought in by a merge may repeat).
-            if id(key_node) in explicit:
+            if explicit is None or id(key_node) in explicit:
                 if key in first:
                     line = first[key].start_mark.line + 1
                     message = f"duplicate key (also on line {line}); YAML would keep only this one"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -150,14 +151,21 @@ def read_logs(
 
 class _LogFile:
     """One open log: a service's own, or the stubs' shared one whose lines carry the name
-    after the time stamp (`12:00:01 api GET / 200 0.3ms`), which `sandbox logs` removes."""
+    after the time stamp (`12:00:01 api GET / 200 0.3ms`), which `sandbox logs` removes.
+
+    Followed across rotation: when the writer renames a full file to NAME.1 and starts a new
+    one, the rest of the old file is read, then the new one from its start. A line still
+    being written is held back until its end arrives.
+    """
 
     def __init__(self, path: Path, *, shared: bool) -> None:
+        self.path = path
         self.shared = shared
         self.service = "" if shared else path.stem
         self.handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
         self._read: dict[str, list[str]] | None = None
         self._last = ""  # the service of the previous line of a shared file
+        self._partial = ""  # the start of a line whose end is not written yet
 
     def _split(self, line: str) -> tuple[str, str]:
         if not self.shared:
@@ -169,17 +177,38 @@ class _LogFile:
             return name, f"{stamp} {text}"
         return self._last, line  # a continuation of the line before (a line break in it)
 
+    def _whole_lines(self, text: str) -> list[str]:
+        text, self._partial = self._partial + text, ""
+        lines = text.split("\n")
+        self._partial = lines.pop()  # "" when the text ends with a line break
+        return lines
+
     def backlog(self, service: str) -> list[str]:
         """Every line of `service` so far (the file is read once for all its services)."""
         if self._read is None:
             self._read = {}
-            for line in self.handle.read().splitlines():
+            for line in self._whole_lines(self.handle.read()):
                 svc, text = self._split(line)
                 self._read.setdefault(svc, []).append(text)
         return self._read.get(service if self.shared else self.service, [])
 
     def new_lines(self) -> list[tuple[str, str]]:
-        return [self._split(line.rstrip("\n")) for line in self.handle.readlines()]
+        text = self.handle.read()
+        if self._rotated():
+            # The writer closes the old file before renaming it: what it wrote last is read
+            # now, then the new file from its start.
+            text += self.handle.read()
+            self.handle.close()
+            self.handle = open(self.path, encoding="utf-8", errors="replace")  # noqa: SIM115
+            text += self.handle.read()
+        return [self._split(line) for line in self._whole_lines(text)]
+
+    def _rotated(self) -> bool:
+        """Whether the log's path now names another file than the one being read."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.handle.fileno()).st_ino
+        except FileNotFoundError:  # between the rename and the new file: not yet
+            return False
 
     def close(self) -> None:
         self.handle.close()

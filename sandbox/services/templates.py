@@ -4,35 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import jinja2
-from jinja2 import meta, nodes
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import StubConfigError as StubConfigError  # old home, still importable
-from sandbox.profile.limits import MAX_EXPONENT
-from sandbox.services.template_extras import install as install_extras
 
+if TYPE_CHECKING:
+    import jinja2
+    from jinja2 import nodes
 
-# Autoescape stays off: bodies are JSON or plain text, and HTML-escaping would corrupt both.
-# StrictUndefined turns `{{ path.idd }}` into an error that names `idd` instead of "".
-class _Environment(SandboxedEnvironment):
-    """Powers are checked at run time (and so never folded while compiling): `10**5000`
-    would build a number too long to print, `10**10**10` one that never finishes."""
-
-    intercepted_binops = frozenset(["**"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and (not isinstance(right, int | float) or abs(right) > MAX_EXPONENT):
-            raise SecurityError(f"`**` is limited to exponents of at most {MAX_EXPONENT}")
-        return super().call_binop(context, operator, left, right)
-
-
-_ENV = _Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-install_extras(_ENV)
 _MARKERS = ("{{", "{%", "{#")
+# Set when the first template is compiled (sandbox.services.jinja_env): the environment,
+# and the Undefined class its lookups may return.
+_ENV: Any = None
+_UNDEFINED: Any = None
 
 
 class RenderError(Exception):
@@ -71,6 +55,8 @@ class Text:
             fast = _render_parts(self.parts, variables)
             if fast is not None:
                 return fast
+        import jinja2  # imported already: it compiled this template
+
         try:
             return self.template.render(variables)
         except jinja2.TemplateError as exc:
@@ -103,7 +89,7 @@ def _render_parts(parts: tuple[Part, ...], variables: Mapping[str, Any]) -> str 
                     value = value[attribute]
                 else:
                     value = _ENV.getattr(value, attribute)
-            if isinstance(value, jinja2.Undefined):
+            if isinstance(value, _UNDEFINED):
                 return None
             out.append(str(value))
     except Exception:
@@ -113,6 +99,8 @@ def _render_parts(parts: tuple[Part, ...], variables: Mapping[str, Any]) -> str 
 
 def _parts_of(body: list[nodes.Node]) -> tuple[Part, ...] | None:
     """The parts of a template that is one output of text and `{{ name.attr... }}`."""
+    from jinja2 import nodes
+
     if len(body) != 1 or not isinstance(body[0], nodes.Output):
         return None
     parts: list[Part] = []
@@ -134,9 +122,16 @@ def compile_text(source: str, where: str) -> Text:
     """Compile `source` once. Raises StubConfigError naming `where` if the syntax is wrong."""
     if not any(marker in source for marker in _MARKERS):
         return Text(source, where, None)
+    global _ENV, _UNDEFINED
+    import jinja2
+    from jinja2 import meta
+
+    from sandbox.services.jinja_env import ENV
+
+    _ENV, _UNDEFINED = ENV, jinja2.Undefined
     try:
-        tree = _ENV.parse(source)
-        template = _ENV.from_string(tree)
+        tree = ENV.parse(source)
+        template = ENV.from_string(tree)
     except jinja2.TemplateSyntaxError as exc:
         raise StubConfigError(
             f"The template in {where} is not valid Jinja2: {exc.message} (line {exc.lineno}).",

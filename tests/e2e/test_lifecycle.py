@@ -131,7 +131,8 @@ def test_not_ready_exits_5_and_leaves_nothing(
         "name": "sick",
         "services": {"api": {
             "kind": "http", "address": str(address),
-            "ready": {"http": "/health", "status": 200, "timeout": "300ms"},
+            # Long enough for a probe to finish on a loaded machine, so its 503 is reported.
+            "ready": {"http": "/health", "status": 200, "timeout": "2s"},
             "routes": [{"path": "/health", "response": {"status": 503}}],
         }},
     })  # fmt: skip

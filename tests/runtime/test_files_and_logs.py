@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.errors import NotReadyError
 from sandbox.runtime.logwriter import LogWriter
-from sandbox.runtime.manage import read_logs
+from sandbox.runtime.manage import _LogFile, read_logs
 from sandbox.runtime.state import STUBS_LOG, StateDir
 from tests.netns import netns_json
 from tests.runtime.conftest import StartSandbox
@@ -161,3 +161,41 @@ def test_two_postgres_like_servers_on_one_port_keep_their_sockets_apart() -> Non
     first, second = out["sockets"]
     assert first != second
     assert out["exist"] == [True, True]
+
+
+def test_following_a_log_reads_on_across_its_rotation(tmp_path: Path) -> None:
+    # `sandbox logs -f` reads the rest of the full file, then the new one: no line is lost.
+    path = tmp_path / "logs" / "app.log"
+    logs = LogWriter(limit=200)
+    write = logs.open(path)
+    seen: list[str] = []
+    try:
+        write("line 00 ..........")
+        logs.flush(wait=True)
+        follower = _LogFile(path, shared=False)
+        seen += follower.backlog("app")
+        for n in range(1, 40):
+            write(f"line {n:02d} ..........")
+            logs.flush(wait=n % 5 == 0)
+            if n % 5 == 0:
+                seen += [line for _, line in follower.new_lines()]
+        logs.flush(wait=True)
+        seen += [line for _, line in follower.new_lines()]
+        follower.close()
+    finally:
+        logs.close()
+    assert path.with_name("app.log.1").exists(), "the log should have been rotated"
+    assert [line.split()[-2] for line in seen] == [f"{n:02d}" for n in range(40)]
+
+
+def test_a_line_still_being_written_is_held_back(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("12:00:00 first\n12:00:01 sec")
+    follower = _LogFile(path, shared=False)
+    try:
+        assert follower.backlog("app") == ["12:00:00 first"]
+        with path.open("a") as out:
+            out.write("ond half\n12:00:02 third\n")
+        assert follower.new_lines() == [("app", "12:00:01 second half"), ("app", "12:00:02 third")]
+    finally:
+        follower.close()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -136,6 +137,24 @@ def test_reaped_process_is_gone(procs: Spawner) -> None:
     assert describe(proc.pid) is None
     assert not is_alive(ref)
     assert signal_ref(ref, signal.SIGTERM) is False
+
+
+def test_start_time_is_psutils_create_time_to_the_tick(procs: Spawner, tmp_path: Path) -> None:
+    # Read from /proc without psutil, it must equal what psutil records elsewhere.
+    import psutil
+
+    proc = procs.spawn([PY, "-c", ECHO])
+    assert procs.line(proc) == "ready"
+    for pid in (os.getpid(), proc.pid, 1):
+        assert start_time(pid) == psutil.Process(pid).create_time()
+    # A program whose name holds ") " must not shift the fields read after it.
+    odd = tmp_path / "a) b c d e f"
+    odd.symlink_to(os.path.realpath(PY))
+    proc = procs.spawn([str(odd), "-c", ECHO])
+    assert procs.line(proc) == "ready"
+    with open(f"/proc/{proc.pid}/stat", "rb") as stat:
+        assert b"(a) b c d e f)" in stat.read()
+    assert start_time(proc.pid) == psutil.Process(proc.pid).create_time()
 
 
 def test_wrong_start_time_is_another_process_and_is_not_signalled(procs: Spawner) -> None:
