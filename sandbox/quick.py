@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sandbox.output import Printer
+    from sandbox.runtime.launch import Launch
 
 _HELP_WIDTH = 80  # click wraps help at min(terminal width, 80): the same text from 80 up
 
@@ -67,6 +67,8 @@ def _prog() -> str:
 
 
 def _print_help(prog: str) -> bool:
+    import shutil
+
     if shutil.get_terminal_size().columns < _HELP_WIDTH:
         return False
     from sandbox.help_text import MAIN_HELP
@@ -176,30 +178,44 @@ def run_up(line: UpLine) -> int | None:
     profile_name = peek_name(path)
     if profile_name is None:
         return None
-    return bounded(line.json, lambda out: up_command(line, path, profile_name, out))
+    # The supervisor starts before anything that prints is imported: those imports then
+    # run beside its start, on the other core, instead of before it.
+    try:
+        started = _launch(line, path, profile_name)
+    except BaseException as exc:
+        failure = exc
+
+        def fail(out: Printer) -> int:
+            raise failure
+
+        return bounded(line.json, fail)
+    return bounded(line.json, lambda out: up_command(line, started, out))
 
 
-def up_command(line: UpLine, path: Path, profile_name: str, out: Printer) -> int:
-    """Start the supervisor on `path` and print what the typer `up -d` prints. Raises
-    SandboxError (a ProfileError from the supervisor's validation included)."""
-    from sandbox.runtime.launch import Launch, ready_status, request_log_default
+def _launch(line: UpLine, path: Path, profile_name: str) -> Launch:
+    from sandbox.runtime.launch import Launch, request_log_default
     from sandbox.runtime.private import state_root
 
-    name = line.name or profile_name
-    started = Launch(
+    return Launch(
         str(path),
-        name=name,
+        name=line.name or profile_name,
         state_root=state_root(),
         on_conflict=line.on_conflict,
         wait_timeout=line.wait_timeout,
         request_log=line.request_log and request_log_default(),
         expect_name=profile_name,
     )
+
+
+def up_command(line: UpLine, started: Launch, out: Printer) -> int:
+    """Wait for the supervisor `started` and print what the typer `up -d` prints. Raises
+    SandboxError (a ProfileError from the supervisor's validation included)."""
     # Imported while the supervisor starts.
     from sandbox.output import lifecycle as view
     from sandbox.output import progress
+    from sandbox.runtime.launch import ready_status
 
-    bar = progress.Progress(out, f"{name}: starting")
+    bar = progress.Progress(out, f"{started.name}: starting")
     try:
         ready = started.ready(bar.update)
     finally:

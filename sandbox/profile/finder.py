@@ -7,12 +7,10 @@ name here, then lets the supervisor it starts load and validate the profile.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import stat
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +23,8 @@ _SUFFIXES = (".yaml", ".yml")
 
 def bundled_dir() -> Path:
     """The folder of the profiles that ship with sandbox."""
+    from importlib import resources
+
     return Path(str(resources.files("sandbox") / "profiles"))
 
 
@@ -73,6 +73,8 @@ def find_profile(ref: str | os.PathLike[str], *, search: Sequence[Path] | None =
     labels = {"local": "local", "path": "from $SANDBOX_PROFILE_PATH", "bundled": "bundled"}
     places = ", ".join(f"{_dir(folder)} ({labels[origin]})" for folder, origin in dirs)
     known = {p.stem for folder, _ in dirs for p in _profile_files(folder)}
+    import difflib
+
     close = difflib.get_close_matches(text, sorted(known), n=1)
     hint = f"did you mean `{close[0]}`? " if close else ""
     raise ProfileNotFound(

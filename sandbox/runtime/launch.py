@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import select
 import subprocess
 import sys
@@ -121,6 +120,8 @@ class Launch:
             os.close(write_fd)
         if self.proc.stdin is not None:
             try:
+                import pickle
+
                 # The child reads it all before anything else, so this cannot block for long.
                 self.proc.stdin.write(pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL))
                 self.proc.stdin.close()
