@@ -19,10 +19,44 @@ from tests.services.helpers import Listen, Start, connection, context, read_exac
 
 
 @pytest.mark.parametrize(
-    "pattern", ["(a+)+$", "(a*)*", r"(\w+\s?)+$", "(x+x+)+y", "(a|ab|b.)+$", r"(\d+\.)+"]
-)
+    "pattern",
+    [
+        "(a+)+$", "(a*)*", r"(\w+\s?)+$", "(x+x+)+y", "(a|ab|b.)+$",
+        # A repeat whose fence it can match, or that has none: the rounds can split the
+        # text in many ways (`1.123.4` as `1.1|23.4` or `1.12|3.4`).
+        "(a+a)+", r"(\w+_)+$", r"(\d+\.\d+)+$", "(.+x)+", "((a+b)+)+", "(?i)(a+B)+",
+    ],
+)  # fmt: skip
 def test_catastrophic_patterns_are_named(pattern: str) -> None:
     assert catastrophic(pattern) is not None
+
+
+# Each inner repeat is followed by one required character it cannot match, so each round
+# of the outer repeat ends at one place only.
+FENCED = [
+    r"(\d+\.)+", r"([a-z]+/)*$", r"(\w+\s)+$", r"(\.\d+)+$", r"(\d*\.)+$", r"(\d+-\w+;)+$",
+    "([^x]+x)+$", r"(?:[a-z]+-)+[a-z]+$", r"(\d+\.){2,}$", "(a{2,}b)+$",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("pattern", FENCED)
+def test_fenced_repeats_inside_repeats_pass(pattern: str) -> None:
+    assert catastrophic(pattern) is None
+
+
+def test_fenced_patterns_finish_on_hostile_text() -> None:
+    # Were one of them exponential, 200 rounds and a failing end would take 2**200 steps.
+    units = ["1.", "ab/", "ab ", ".12", "1.", "1-a;", "abx", "ab-", "12.", "aaab"]
+    script = (
+        "import re, sys\n"
+        "for pattern, unit in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        "    text = unit * 200 + '!'\n"
+        "    re.match(pattern, text)\n"
+        "    re.search(pattern, text[:200])\n"
+    )
+    args = [x for pair in zip(FENCED, units, strict=True) for x in pair]
+    done = subprocess.run([sys.executable, "-c", script, *args], timeout=60, check=False)
+    assert done.returncode == 0
 
 
 @pytest.mark.parametrize(
