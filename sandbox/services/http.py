@@ -19,6 +19,7 @@ from aiohttp.web_server import Server
 
 from sandbox.errors import StubConfigError
 from sandbox.profile.models import HttpService, Route
+from sandbox.services.bounded import PatternTimeout
 from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.http_answers import (
@@ -215,9 +216,14 @@ class _Dispatcher:
         self, request: web.BaseRequest, body: bytes, outcome: Outcome
     ) -> tuple[web.Response, str | None]:
         req = Incoming.of(request.method, request.rel_url.path_safe, request, request.headers, body)
-        hit = self.router.find(req, self.state)
+        try:
+            hit = self.router.find(req, self.state)
+            misses = self.router.nearest(req, self.state) if hit is None else []
+        except PatternTimeout as exc:  # a body or JSON pattern, on a large body
+            self.ctx.log(f"{request.method} {request.path_qs}: {exc}")
+            problem = {"error": "a pattern of this stub took too long", "detail": str(exc)}
+            return json_response(500, problem), None
         if hit is None:
-            misses = self.router.nearest(req, self.state)
             outcome.miss = misses[0] if misses else None
             document = {
                 "error": "no route matched",

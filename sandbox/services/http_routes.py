@@ -13,6 +13,7 @@ from multidict import MultiMapping
 
 from sandbox.errors import StubConfigError
 from sandbox.profile.models import Match, Response, Route, ScenarioStep
+from sandbox.services.bounded import Bounded
 from sandbox.services.http_extras import check_charset, compile_status
 from sandbox.services.matchers import JsonConditions, PresenceConditions
 from sandbox.services.templates import NO_NAMES, Text, compile_json, compile_text, names_in
@@ -142,7 +143,7 @@ class Conditions:
     query: tuple[tuple[str, re.Pattern[str]], ...]
     headers: tuple[tuple[str, re.Pattern[str]], ...]
     json: JsonConditions
-    body: re.Pattern[str] | None
+    body: Bounded[str] | None  # a body may be large: searched with a time limit
     presence: PresenceConditions
 
     @classmethod
@@ -152,7 +153,7 @@ class Conditions:
             query=tuple((k, re.compile(v)) for k, v in match.query.items()),
             headers=tuple((k, re.compile(v)) for k, v in match.headers.items()),
             json=JsonConditions.of(match.json_),
-            body=re.compile(match.body) if match.body is not None else None,
+            body=Bounded(match.body) if match.body is not None else None,
             presence=PresenceConditions.of(match),
         )
 

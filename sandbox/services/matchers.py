@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from multidict import MultiMapping
 
 from sandbox.profile.models import Match
+from sandbox.services.bounded import Bounded
 
 _MISSING = object()
 
@@ -27,9 +27,10 @@ def _same(given: object, wanted: object) -> bool:
 
 
 def _compile_json(value: Any) -> Any:
-    """Strings become regexes, dicts are walked (subset match), the rest is kept for equality."""
+    """Strings become regexes (searched with a time limit: a field may be large), dicts are
+    walked (subset match), the rest is kept for equality."""
     if isinstance(value, str):
-        return re.compile(value)
+        return Bounded(value)
     if isinstance(value, dict):
         return {key: _compile_json(item) for key, item in value.items()}
     return value
@@ -56,7 +57,7 @@ def lookup(document: Any, path: str) -> Any:
 
 def _json_failure(given: Any, wanted: Any, where: str) -> str | None:
     """Why `given` (the value at `where`) does not meet `wanted`, or None."""
-    if isinstance(wanted, re.Pattern):
+    if isinstance(wanted, Bounded):
         if not wanted.search(_show(given)):
             return f"JSON field {where}={_show(given)} does not match /{wanted.pattern}/"
         return None

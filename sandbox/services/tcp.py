@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sandbox.net.addresses import format_hostport
 from sandbox.profile.models import Fault, TcpService, TcpSpec
+from sandbox.services.bounded import Bounded, PatternTimeout
 from sandbox.services.context import ServiceContext
 from sandbox.services.faults import inflict
 from sandbox.services.journal import Entry, Journal
 from sandbox.services.templates import RenderError, Text, compile_text
 
+if TYPE_CHECKING:
+    from regex import Match
+
 READ_SIZE = 64 * 1024
 BUFFER_LIMIT = 64 * 1024  # unanswered bytes kept per connection (the newest ones)
+
+
+class _GivenUp(Exception):
+    """A connection whose input an `expect` could not search in time: close it."""
+
+
 CLOSE_DEADLINE = 2.0  # how long close() waits for connections and the server to finish
 PREVIEW = 40  # bytes of each chunk shown in the log
 
@@ -54,7 +64,7 @@ def _preview(data: bytes) -> str:
 @dataclass(frozen=True)
 class _Rule:
     index: int  # in the profile's rules, for the journal
-    expect: re.Pattern[bytes]
+    expect: Bounded[bytes]  # searched in up to 64 KiB kept: with a time limit
     send: bytes | None
     close: bool
     delay: float
@@ -62,7 +72,7 @@ class _Rule:
     template: Text | None = None  # `send` when it holds {{ }}: rendered per match
 
 
-def _match_variables(found: re.Match[bytes]) -> dict[object, str]:
+def _match_variables(found: Match[bytes]) -> dict[object, str]:
     """`match` in a `send` template: match[0] is the whole match, match[1].. the groups,
     match.NAME a named group; bytes are read one byte to one character (latin-1)."""
     groups: dict[object, str] = {0: found.group(0).decode("latin-1")}
@@ -140,7 +150,7 @@ def _compiled(spec: TcpService, name: str) -> tuple[TcpSpec, bytes, list[_Rule]]
     rules = [
         _Rule(
             index=n,
-            expect=re.compile(to_bytes(rule.expect)),
+            expect=Bounded(to_bytes(rule.expect)),
             send=_payload(rule.send, rule.send_hex),
             close=rule.then == "close",
             delay=rule.delay,
@@ -245,7 +255,8 @@ class TcpStub:
         conn = _Conn(format_hostport(*peername[:2]) if peername else "?", self)
         self.traffic(f"{conn.peer} connected")
         try:
-            await self._converse(reader, writer, conn)
+            with contextlib.suppress(_GivenUp):  # (logged) closed like any other end
+                await self._converse(reader, writer, conn)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), CLOSE_DEADLINE)
@@ -283,7 +294,7 @@ class TcpStub:
             buffer += data
             answered = False
             # Several requests may arrive in one read (pipelining): answer each in turn.
-            while hit := self._first_rule(buffer, allow_empty=not answered):
+            while hit := self._matched(buffer, conn, allow_empty=not answered):
                 rule, found = hit
                 end = found.end()
                 answered = True
@@ -310,9 +321,20 @@ class TcpStub:
                     buffer.clear()
             del buffer[:-BUFFER_LIMIT]
 
+    def _matched(
+        self, buffer: bytearray, conn: _Conn, *, allow_empty: bool
+    ) -> tuple[_Rule, Match[bytes]] | None:
+        """`_first_rule`; when an `expect` search runs out of time, the connection is closed
+        (raising _GivenUp, logged): its input would stall every stub again on each read."""
+        try:
+            return self._first_rule(buffer, allow_empty=allow_empty)
+        except PatternTimeout as exc:
+            self.log(f"{conn.peer}: expect {exc}; the connection is closed")
+            raise _GivenUp from None
+
     def _first_rule(
         self, buffer: bytearray, *, allow_empty: bool
-    ) -> tuple[_Rule, re.Match[bytes]] | None:
+    ) -> tuple[_Rule, Match[bytes]] | None:
         """The first rule, in profile order, whose `expect` is found in `buffer`, and its
         match. An empty match counts only when `allow_empty`."""
         for rule in self._rules:
@@ -321,7 +343,7 @@ class TcpStub:
                 return rule, found
         return None
 
-    def _rendered(self, rule: _Rule, found: re.Match[bytes], conn: _Conn) -> bytes | None:
+    def _rendered(self, rule: _Rule, found: Match[bytes], conn: _Conn) -> bytes | None:
         """What `rule` sends for this match; a template that fails sends nothing (logged)."""
         if rule.template is None:
             return rule.send

@@ -4,22 +4,35 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections.abc import Iterator, Sequence
-from typing import overload
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar, overload
 
 import jinja2
 from jinja2.sandbox import MAX_RANGE
+
+from sandbox.services.bounded import Bounded, PatternTimeout
+
+T = TypeVar("T")
 
 _PATTERN_CACHE = 256
 
 
 @functools.lru_cache(maxsize=_PATTERN_CACHE)
-def _compiled(pattern: str) -> re.Pattern[str]:
+def _compiled(pattern: str) -> Bounded[str]:
+    import regex as engine
+
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return Bounded(pattern)
+    except engine.error as exc:
         raise jinja2.TemplateRuntimeError(f"regex {pattern!r} does not compile: {exc}") from None
+
+
+def _timed(search: Callable[[], T]) -> T:
+    """A search of request data (which may be large), its PatternTimeout as a template error."""
+    try:
+        return search()
+    except PatternTimeout as exc:
+        raise jinja2.TemplateRuntimeError(str(exc)) from None
 
 
 def _text(value: object) -> str:
@@ -31,10 +44,11 @@ def _text(value: object) -> str:
 def regex(value: object, pattern: str, group: int | str = 1) -> str:
     """The first match of `pattern` in `value`: its group `group` (default the first group,
     or the whole match when the pattern has no group); "" when nothing matches."""
-    found = _compiled(pattern).search(_text(value))
+    compiled = _compiled(pattern)
+    found = _timed(lambda: compiled.search(_text(value)))
     if found is None:
         return ""
-    if not found.re.groups:
+    if not compiled.groups:
         return found.group(0)
     return found.group(group) or ""
 
@@ -44,7 +58,7 @@ def regex_all(value: object, pattern: str) -> list[str]:
     compiled = _compiled(pattern)
     return [
         (found.group(1) or "") if compiled.groups else found.group(0)
-        for found in compiled.finditer(_text(value))
+        for found in _timed(lambda: compiled.finditer(_text(value)))
     ]
 
 
