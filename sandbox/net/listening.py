@@ -14,9 +14,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import struct
-from collections.abc import Iterator
 
+from sandbox.net import diag
 from sandbox.net.addresses import IPAddress
 from sandbox.net.listeners import Listener, Owner
 from sandbox.net.table import (
@@ -26,14 +25,6 @@ from sandbox.net.table import (
     _with_v6only,
     read_table,
 )
-
-_NETLINK_SOCK_DIAG = 4
-_SOCK_DIAG_BY_FAMILY = 20
-_NLM_F_REQUEST_DUMP = 0x1 | 0x300
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_TCP_LISTEN = 10
-_MSG = struct.Struct("=BBBBHH16s16sIQIIIII")  # struct inet_diag_msg, 72 bytes
-_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 
 
 def read_tcp_listeners() -> list[Listener]:
@@ -53,41 +44,20 @@ def read_tcp_listeners() -> list[Listener]:
 
 def _diag_listeners() -> list[tuple[IPAddress, int, int]] | None:
     """(address, port, inode) of every TCP listener, IPv4 and IPv6; None without sock_diag."""
-    family = getattr(socket, "AF_NETLINK", None)
-    if family is None:
-        return None
     found: list[tuple[IPAddress, int, int]] = []
     try:
-        with socket.socket(family, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
-            nl.settimeout(1.0)
+        with diag.connect() as nl:
             for inet in (socket.AF_INET, socket.AF_INET6):
-                found.extend(_dump(nl, inet))
+                for body in diag.dump(nl, inet, socket.IPPROTO_TCP, 1 << diag.TCP_LISTEN):
+                    fields = diag.MSG.unpack_from(body)
+                    family, sport, src, inode = fields[0], fields[4], fields[6], fields[14]
+                    if family == socket.AF_INET:
+                        found.append((ipaddress.IPv4Address(src[:4]), socket.ntohs(sport), inode))
+                    elif family == socket.AF_INET6:
+                        found.append((ipaddress.IPv6Address(src), socket.ntohs(sport), inode))
     except OSError:
         return None
     return found
-
-
-def _dump(nl: socket.socket, inet: int) -> Iterator[tuple[IPAddress, int, int]]:
-    request = struct.pack("=BBBBI48x", inet, socket.IPPROTO_TCP, 0, 0, 1 << _TCP_LISTEN)
-    nl.send(_HEADER.pack(_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP,
-                         1, 0) + request)  # fmt: skip
-    while True:
-        data = nl.recv(1 << 17)
-        offset = 0
-        while offset + _HEADER.size <= len(data):
-            length, msg_type = struct.unpack_from("=IH", data, offset)
-            if msg_type == _NLMSG_DONE:
-                return
-            if msg_type == _NLMSG_ERROR or length < _HEADER.size:
-                raise OSError("sock_diag refused the dump")
-            if length >= _HEADER.size + _MSG.size:
-                fields = _MSG.unpack_from(data, offset + _HEADER.size)
-                msg_family, sport, src, inode = fields[0], fields[4], fields[6], fields[14]
-                if msg_family == socket.AF_INET:
-                    yield ipaddress.IPv4Address(src[:4]), socket.ntohs(sport), inode
-                elif msg_family == socket.AF_INET6:
-                    yield ipaddress.IPv6Address(src), socket.ntohs(sport), inode
-            offset += (length + 3) & ~3
 
 
 def _inode_pids(inodes: set[int]) -> dict[int, int]:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from sandbox.net import diag
 from sandbox.net.addresses import IPAddress
 from sandbox.net.listeners import Listener, Owner, Protocol, SocketTable, command_text
 
@@ -172,27 +173,19 @@ def _with_v6only(
 
 
 # Linux sock_diag (what `ss -e` shows as v6only:1): the one place IPV6_V6ONLY is visible.
-_NETLINK_SOCK_DIAG = 4
-_SOCK_DIAG_BY_FAMILY = 20
-_NLM_F_REQUEST_DUMP = 0x1 | 0x300
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_INET_DIAG_SKV6ONLY = 11
-_TCP_LISTEN = 10
-
-
 def _kernel_v6only(protocols: set[Protocol]) -> dict[tuple[str, IPAddress, int], bool]:
     """(protocol, address, port) -> IPV6_V6ONLY for IPv6 sockets; empty where unavailable."""
     result: dict[tuple[str, IPAddress, int], bool] = {}
-    family = getattr(socket, "AF_NETLINK", None)
-    if family is None:
-        return result
     try:
-        with socket.socket(family, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
-            nl.settimeout(1.0)
+        with diag.connect() as nl:
             for protocol in sorted(protocols):
                 number = socket.IPPROTO_TCP if protocol == "tcp" else socket.IPPROTO_UDP
-                states = 1 << _TCP_LISTEN if protocol == "tcp" else 0xFFFFFFFF
-                for addr, port, v6only in _dump(nl, number, states):
+                states = 1 << diag.TCP_LISTEN if protocol == "tcp" else diag.ALL_STATES
+                for body in diag.dump(nl, socket.AF_INET6, number, states):
+                    parsed = _parse_diag(body)
+                    if parsed is None:
+                        continue
+                    addr, port, v6only = parsed
                     key = (protocol, addr, port)
                     # SO_REUSEPORT groups: one dual-stack member is enough to block IPv4.
                     result[key] = result.get(key, True) and v6only
@@ -201,41 +194,19 @@ def _kernel_v6only(protocols: set[Protocol]) -> dict[tuple[str, IPAddress, int],
     return result
 
 
-def _dump(nl: socket.socket, protocol: int, states: int) -> Iterator[tuple[IPAddress, int, bool]]:
-    request = struct.pack("=BBBBI48x", socket.AF_INET6, protocol, 0, 0, states)
-    header = struct.pack(
-        "=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0
-    )
-    nl.send(header + request)
-    while True:
-        data = nl.recv(1 << 16)
-        offset = 0
-        while offset + 16 <= len(data):
-            length, msg_type = struct.unpack_from("=IH", data, offset)
-            if msg_type == _NLMSG_DONE:
-                return
-            if msg_type == _NLMSG_ERROR or length < 16:
-                raise OSError("sock_diag refused the dump")
-            body = data[offset + 16 : offset + length]
-            parsed = _parse_diag(body)
-            if parsed is not None:
-                yield parsed
-            offset += (length + 3) & ~3
-
-
 def _parse_diag(body: bytes) -> tuple[IPAddress, int, bool] | None:
     # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid
     # (sport and dport big-endian, src[16], dst[16], if, cookie[2]), then five u32: 72 bytes.
-    if len(body) < 72 or body[0] != socket.AF_INET6:
+    if len(body) < diag.MSG.size or body[0] != socket.AF_INET6:
         return None
     (port,) = struct.unpack_from(">H", body, 4)
     addr = ipaddress.IPv6Address(body[8:24])
-    offset = 72
+    offset = diag.MSG.size
     while offset + 4 <= len(body):
         attr_len, attr_type = struct.unpack_from("=HH", body, offset)
         if attr_len < 4:
             break
-        if attr_type == _INET_DIAG_SKV6ONLY and attr_len >= 5:
+        if attr_type == diag.INET_DIAG_SKV6ONLY and attr_len >= 5:
             return addr, port, body[offset + 4] != 0
         offset += (attr_len + 3) & ~3
     return None
