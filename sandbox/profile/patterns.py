@@ -3,6 +3,7 @@ stub's match runs on the loop every stub shares, so `(a+)+$` would freeze them a
 
 from __future__ import annotations
 
+import functools
 import re
 import re._parser as sre  # type: ignore[import-not-found,unused-ignore]
 from re._compiler import compile as _compile  # type: ignore[import-not-found,unused-ignore]
@@ -109,14 +110,16 @@ def _characters(name: str, av: Any) -> frozenset[str] | None:
         elif kind == "RANGE" and value[1] - value[0] < 256:
             chars.update(map(chr, range(value[0], value[1] + 1)))
         elif kind == "CATEGORY" and str(value) == "CATEGORY_SPACE":
-            chars |= _SPACES
+            chars |= _spaces()
         else:
             return None
     return frozenset(chars)
 
 
-# What `\s` matches in a str pattern: Unicode's white space, all of it below U+3001.
-_SPACES = frozenset(c for c in map(chr, range(0x3001)) if c.isspace())
+@functools.cache
+def _spaces() -> frozenset[str]:
+    """What `\\s` matches in a str pattern: Unicode's white space, all of it below U+3001."""
+    return frozenset(c for c in map(chr, range(0x3001)) if c.isspace())
 
 
 def _matches_any(item: tuple[Any, Any], chars: frozenset[str], state: Any) -> bool:
