@@ -32,6 +32,7 @@ from sandbox.proc.processes import (
 from sandbox.proc.ref import ProcessRef
 from sandbox.profile.models import CommandService
 from sandbox.profile.placeholders import PEER, TOKEN  # the grammar `validate` checks
+from sandbox.services.bounded import Bounded, PatternTimeout
 from sandbox.services.context import ServiceContext
 
 BACKOFF_FIRST = 0.2  # seconds before the first restart, doubled for each one after it
@@ -152,7 +153,8 @@ class Program:
         self.ctx, self.argv, self.env, self.cwd = ctx, argv, env, cwd
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_SHOWN)
         ready_log = spec.ready.log if spec.ready else None
-        self.log_pattern = re.compile(ready_log) if ready_log else None
+        # Searched in every line of output (up to 1 MiB each): with a time limit.
+        self.log_pattern = Bounded(ready_log) if ready_log else None
         self.log_matched = asyncio.Event()
         self.stop_signal = signal.Signals[spec.stop_signal]
         self.stop_timeout = spec.stop_timeout
@@ -284,8 +286,17 @@ class Program:
             self.lines_seen += 1
             self.tail.append(line)
             self.ctx.log(line)
-            if self.log_pattern is not None and self.log_pattern.search(line):
+            if self.log_pattern is not None and self._log_matches(line):
                 self.log_matched.set()
+
+    def _log_matches(self, line: str) -> bool:
+        """Whether `ready.log` is found in `line`; a search out of time (logged) is not."""
+        assert self.log_pattern is not None
+        try:
+            return self.log_pattern.search(line) is not None
+        except PatternTimeout as exc:
+            self.ctx.log(f"[sandbox] ready.log: {exc}")
+            return False
 
     def set_state(self, state: str) -> None:
         """Record a change of the program's life and tell `on_change`."""

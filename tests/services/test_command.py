@@ -279,6 +279,27 @@ async def test_ready_log_is_set_by_a_matching_line_only(
     assert program.exited() is None
 
 
+async def test_a_ready_log_search_out_of_time_is_logged_and_the_next_line_still_counts(
+    run_program: RunProgram, tmp_path: Path
+) -> None:
+    # Searched from every position, `\w+@\w+\.com` runs to the one `@` again and again:
+    # a minute on this 200 kB line without the time limit.
+    script = tmp_path / "say.py"
+    script.write_text(
+        "import sys, time\n"
+        "print('a' * 100_000 + '@' + 'b' * 100_000, flush=True)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    lines: list[str] = []
+    service = spec(f"{{python}} {script}", ready={"log": r"(\w+@\w+\.com)|^ready$"})
+    program = await run_program(service, context("api", log=lines.append))
+    async with asyncio.timeout(20.0):
+        await program.log_matched.wait()
+    assert any(line.startswith("[sandbox] ready.log: /") and "given up" in line for line in lines)
+    assert lines[-1] == "ready"
+
+
 # -- stopping --------------------------------------------------------------------------------
 
 
