@@ -129,7 +129,7 @@ def read_logs(
         for svc in chosen:
             log = files.get(paths[svc])
             if log is not None:
-                lines = log.backlog(svc)
+                lines = log.backlog(svc, whole=not follow)
                 for line in lines[-tail:] if tail > 0 else []:
                     yield svc, line
         wanted = set(chosen)
@@ -183,11 +183,17 @@ class _LogFile:
         self._partial = lines.pop()  # "" when the text ends with a line break
         return lines
 
-    def backlog(self, service: str) -> list[str]:
-        """Every line of `service` so far (the file is read once for all its services)."""
+    def backlog(self, service: str, *, whole: bool = False) -> list[str]:
+        """Every line of `service` so far (the file is read once for all its services).
+        `whole`: the file is read once and for all, so a last line without its line break
+        is a line too (a crash may have cut it)."""
         if self._read is None:
             self._read = {}
-            for line in self._whole_lines(self.handle.read()):
+            lines = self._whole_lines(self.handle.read())
+            if whole and self._partial:
+                lines.append(self._partial)
+                self._partial = ""
+            for line in lines:
                 svc, text = self._split(line)
                 self._read.setdefault(svc, []).append(text)
         return self._read.get(service if self.shared else self.service, [])

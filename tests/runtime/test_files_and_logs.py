@@ -199,3 +199,10 @@ def test_a_line_still_being_written_is_held_back(tmp_path: Path) -> None:
         assert follower.new_lines() == [("app", "12:00:01 second half"), ("app", "12:00:02 third")]
     finally:
         follower.close()
+    # Read once and for all (no -f), a last line cut short is still shown.
+    once = _LogFile(path, shared=False)
+    try:
+        path.write_text("12:00:00 first\n12:00:01 cut sh")
+        assert once.backlog("app", whole=True) == ["12:00:00 first", "12:00:01 cut sh"]
+    finally:
+        once.close()
