@@ -1,5 +1,5 @@
-"""The `sandbox` entry point: `--help`, `down` and `up -d` answered without loading typer, the
-rest by it.
+"""The `sandbox` entry point: `--help`, `down`, `status` and `up -d` answered without loading
+typer, the rest by it.
 
 typer takes about 60 ms to import here, and loads pydantic to run any command: more than
 `sandbox --help` may take in all, and a tax on every `down`. `sandbox --help` prints the
@@ -41,6 +41,10 @@ def main(prog_name: str | None = None) -> None:
         parsed = _parse_down(args[1:])
         if parsed is not None:
             sys.exit(run_down(*parsed))
+    if args[:1] == ["status"]:
+        shown = _parse_status(args[1:])
+        if shown is not None:
+            sys.exit(bounded(shown[1], lambda out: status_command(*shown, out)))
     if args[:1] == ["up"]:
         up = _parse_up(args[1:])
         if up is not None:
@@ -104,6 +108,39 @@ def _parse_down(args: list[str]) -> tuple[str | None, bool, float, bool] | None:
         else:
             return None
     return name, all_, grace, json_
+
+
+def _parse_status(args: list[str]) -> tuple[str | None, bool] | None:
+    """(name, json) for a plain `status [NAME] [--json]` command line; None for anything else."""
+    name: str | None = None
+    json_ = False
+    for arg in args:
+        if arg == "--json":
+            json_ = True
+        elif not arg.startswith("-") and name is None:
+            name = arg
+        else:
+            return None
+    return name, json_
+
+
+def status_command(name: str | None, json_: bool, out: Printer) -> int:
+    """The work of `sandbox status` and what it prints; the exit code (5 when a service is
+    not ready, or the sandbox NAME does not run)."""
+    import asyncio
+
+    from sandbox.output import lifecycle as view
+    from sandbox.runtime.manage import statuses
+    from sandbox.runtime.state import state_root
+
+    found = asyncio.run(statuses(state_root(), name))
+    if json_:
+        out.json({"sandboxes": found})
+    else:
+        view.statuses(out, found, name)
+    if any(not sandbox.get("ok", True) for sandbox in found) or (name and not found):
+        return int(ExitCode.NOT_READY)
+    return 0
 
 
 class UpLine(NamedTuple):  # not a dataclass: `dataclasses` costs 14 ms to import

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.quick import _STRATEGIES, UpLine, _parse_down, _parse_up
+from sandbox.quick import _STRATEGIES, UpLine, _parse_down, _parse_status, _parse_up
 from sandbox.quick_probe import literal_targets, parse_probe
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 
@@ -130,6 +130,55 @@ def test_up_detached_runs_without_typer_or_pydantic_and_reports_as_typer_does(
         assert again.stderr == typer_again.stderr  # already running: the same words
     finally:
         _run(QUICK, "down", "quick", SANDBOX_STATE_DIR=state)
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        ([], (None, False)),
+        (["web"], ("web", False)),
+        (["--json", "web"], ("web", True)),
+        (["web", "other"], None),
+        (["web", "--help"], None),
+        (["--color", "web"], None),
+    ],
+)
+def test_what_the_fast_status_takes_and_what_it_leaves_to_typer(
+    args: list[str], parsed: tuple[str | None, bool] | None
+) -> None:
+    assert _parse_status(args) == parsed
+
+
+def test_status_runs_without_typer_or_pydantic_and_prints_what_typer_prints(
+    tmp_path: Path, spare_loopback: Any
+) -> None:
+    path = _stub_profile(tmp_path, str(spare_loopback(1)[0]), name="shown")
+    state = str(tmp_path / "state")
+    try:
+        up = _run(QUICK, "up", str(path), "-d", SANDBOX_STATE_DIR=state)
+        assert up.returncode == 0, up.stderr
+        for args in (["status"], ["status", "shown"], ["status", "--json"], ["status", "gone"]):
+            fast = _run(QUICK.replace("main()", LOADED_UP), *args, SANDBOX_STATE_DIR=state)
+            typer = _run(TYPER_UP, *args, SANDBOX_STATE_DIR=state)
+            *shown, loaded = fast.stdout.splitlines()
+            assert loaded == "[]", args  # none of typer, pydantic, aiohttp, yaml
+            assert (fast.returncode, fast.stderr) == (typer.returncode, typer.stderr), args
+            # Uptime and the live probes' latency differ from one run to the next.
+            assert _steady("\n".join(shown)) == _steady(typer.stdout.rstrip("\n")), args
+        assert _run(QUICK, "status", "gone", SANDBOX_STATE_DIR=state).returncode == 5
+    finally:
+        _run(QUICK, "down", "shown", SANDBOX_STATE_DIR=state)
+
+
+def _steady(text: str) -> str:
+    if text.startswith("{"):
+        document = json.loads(text)
+        for sandbox in document["sandboxes"]:
+            sandbox.pop("uptime_s")
+            for service in sandbox["services"]:
+                service.pop("latency_ms")
+        return json.dumps(document)
+    return re.sub(r"up \d+s|\d+\.\d+ ms", "", text)
 
 
 def test_an_invalid_profile_fails_the_fast_up_as_it_fails_typer_s(

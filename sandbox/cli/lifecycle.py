@@ -251,18 +251,11 @@ def status(
     Exit 0 when every service is ready (or completed), 5 when one is not, or when the
     sandbox NAME is not running (so `until sandbox status NAME; do ...` waits for it).
     """
-    import asyncio
+    from sandbox.quick import status_command  # shared with the typer-free fast path
 
-    from sandbox.runtime.manage import statuses
-
-    found = asyncio.run(statuses(state_root(), name))
-    out = printer()
-    if json_:
-        out.json({"sandboxes": found})
-    else:
-        view.statuses(out, found, name)
-    if any(not sandbox.get("ok", True) for sandbox in found) or (name and not found):
-        raise typer.Exit(int(ExitCode.NOT_READY))
+    code = status_command(name, json_, printer())
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
