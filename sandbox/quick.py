@@ -1,5 +1,5 @@
-"""The `sandbox` entry point: `--help`, `down`, `status` and `up -d` answered without loading
-typer, the rest by it.
+"""The `sandbox` entry point: `--help`, `down`, `status`, `logs` and `up -d` answered without
+loading typer, the rest by it.
 
 typer takes about 60 ms to import here, and loads pydantic to run any command: more than
 `sandbox --help` may take in all, and a tax on every `down`. `sandbox --help` prints the
@@ -45,6 +45,10 @@ def main(prog_name: str | None = None) -> None:
         shown = _parse_status(args[1:])
         if shown is not None:
             sys.exit(bounded(shown[1], lambda out: status_command(*shown, out)))
+    if args[:1] == ["logs"]:
+        wanted = _parse_logs(args[1:])
+        if wanted is not None:
+            sys.exit(bounded(False, lambda out: logs_command(*wanted, out)))
     if args[:1] == ["up"]:
         up = _parse_up(args[1:])
         if up is not None:
@@ -140,6 +144,48 @@ def status_command(name: str | None, json_: bool, out: Printer) -> int:
         view.statuses(out, found, name)
     if any(not sandbox.get("ok", True) for sandbox in found) or (name and not found):
         return int(ExitCode.NOT_READY)
+    return 0
+
+
+def _parse_logs(args: list[str]) -> tuple[str, str | None, bool, int] | None:
+    """(name, service, follow, tail) for a plain `logs NAME [SERVICE] [-f] [--tail N]`; None
+    for anything else."""
+    names: list[str] = []
+    follow, tail = False, 50
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("-f", "--follow"):
+            follow = True
+        elif arg == "--tail" or arg.startswith("--tail="):
+            value = arg.partition("=")[2] if "=" in arg else (rest.pop(0) if rest else "")
+            if not value.lstrip("-").isdigit():
+                return None
+            tail = int(value)
+        elif not arg.startswith("-") and len(names) < 2:
+            names.append(arg)
+        else:
+            return None
+    if not names:
+        return None
+    return names[0], names[1] if len(names) > 1 else None, follow, tail
+
+
+def logs_command(name: str, service: str | None, follow: bool, tail: int, out: Printer) -> int:
+    """The work of `sandbox logs` and what it prints; the exit code."""
+    from sandbox.output import lifecycle as view
+    from sandbox.runtime.manage import last_run_ended, read_logs
+    from sandbox.runtime.state import state_root
+
+    ended = last_run_ended(state_root(), name)
+    if ended is not None:
+        view.last_run_note(out, name, ended)
+    lines = read_logs(state_root(), name, service, tail=tail, follow=follow)
+    try:
+        for svc, text in lines:
+            out.service_line(svc, text)
+    finally:
+        lines.close()  # closes the log files now, not when the generator is collected
     return 0
 
 

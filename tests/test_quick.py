@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from sandbox.quick import _STRATEGIES, UpLine, _parse_down, _parse_status, _parse_up
+from sandbox.quick import (
+    _STRATEGIES,
+    UpLine,
+    _parse_down,
+    _parse_logs,
+    _parse_status,
+    _parse_up,
+)
 from sandbox.quick_probe import literal_targets, parse_probe
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 
@@ -168,6 +175,56 @@ def test_status_runs_without_typer_or_pydantic_and_prints_what_typer_prints(
         assert _run(QUICK, "status", "gone", SANDBOX_STATE_DIR=state).returncode == 5
     finally:
         _run(QUICK, "down", "shown", SANDBOX_STATE_DIR=state)
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        (["web"], ("web", None, False, 50)),
+        (["web", "api", "-f"], ("web", "api", True, 50)),
+        (["--tail", "3", "web"], ("web", None, False, 3)),
+        (["web", "--tail=0", "--follow"], ("web", None, True, 0)),
+        ([], None),
+        (["web", "api", "more"], None),
+        (["web", "--tail", "x"], None),
+        (["web", "--since", "1m"], None),
+    ],
+)
+def test_what_the_fast_logs_takes_and_what_it_leaves_to_typer(
+    args: list[str], parsed: tuple[str, str | None, bool, int] | None
+) -> None:
+    assert _parse_logs(args) == parsed
+
+
+def test_logs_run_without_typer_or_pydantic_and_print_what_typer_prints(
+    tmp_path: Path, spare_loopback: Any
+) -> None:
+    path = _stub_profile(tmp_path, str(spare_loopback(1)[0]), name="logged")
+    state = str(tmp_path / "state")
+    try:
+        up = _run(QUICK, "up", str(path), "-d", SANDBOX_STATE_DIR=state)
+        assert up.returncode == 0, up.stderr
+        cases = (["logs", "logged"], ["logs", "logged", "web", "--tail", "1"], ["logs", "gone"])
+        for args in cases:
+            fast = _run(QUICK.replace("main()", LOADED_UP), *args, SANDBOX_STATE_DIR=state)
+            typer = _run(TYPER_UP, *args, SANDBOX_STATE_DIR=state)
+            *shown, loaded = fast.stdout.splitlines()
+            assert loaded == "[]", args  # none of typer, pydantic, aiohttp, yaml
+            assert (fast.returncode, fast.stderr) == (typer.returncode, typer.stderr), args
+            assert shown == typer.stdout.splitlines(), args
+            if args == ["logs", "logged"]:
+                assert any("web: http stub serving on" in line for line in shown), shown
+        assert _run(QUICK, "logs", "gone", SANDBOX_STATE_DIR=state).returncode != 0
+    finally:
+        _run(QUICK, "down", "logged", SANDBOX_STATE_DIR=state)
+    # After `down`, the logs of the last run, with the note that says so.
+    fast = _run(QUICK, "logs", "logged", SANDBOX_STATE_DIR=state)
+    typer = _run(TYPER_UP, "logs", "logged", SANDBOX_STATE_DIR=state)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        typer.returncode,
+        typer.stdout,
+        typer.stderr,
+    )
 
 
 def _steady(text: str) -> str:

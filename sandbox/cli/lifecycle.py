@@ -270,18 +270,9 @@ def logs(
 ) -> None:
     """Print the logs of a sandbox's services (the last lines; -f follows). Once it is down,
     or after a failed `up`, the logs of its last run."""
-    from sandbox.runtime.manage import last_run_ended, read_logs
+    from sandbox.quick import logs_command  # shared with the typer-free fast path
 
-    out = printer()
-    ended = last_run_ended(state_root(), name)
-    if ended is not None:
-        view.last_run_note(out, name, ended)
-    lines = read_logs(state_root(), name, service, tail=tail, follow=follow)
-    try:
-        for svc, text in lines:
-            out.service_line(svc, text)
-    finally:
-        lines.close()  # closes the log files now, not when the generator is collected
+    logs_command(name, service, follow, tail, printer())
 
 
 @app.command()
