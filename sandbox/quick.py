@@ -1,5 +1,5 @@
-"""The `sandbox` entry point: `--help`, `down`, `status`, `logs` and `up -d` answered without
-loading typer, the rest by it.
+"""The `sandbox` entry point: `--help`, `down`, `status`, `logs`, `requests` and `up -d`
+answered without loading typer, the rest by it.
 
 typer takes about 60 ms to import here, and loads pydantic to run any command: more than
 `sandbox --help` may take in all, and a tax on every `down`. `sandbox --help` prints the
@@ -49,6 +49,10 @@ def main(prog_name: str | None = None) -> None:
         wanted = _parse_logs(args[1:])
         if wanted is not None:
             sys.exit(bounded(False, lambda out: logs_command(*wanted, out)))
+    if args[:1] == ["requests"]:
+        asked = _parse_requests(args[1:])
+        if asked is not None:
+            sys.exit(bounded(asked.json, lambda out: requests_command(asked, out)))
     if args[:1] == ["up"]:
         up = _parse_up(args[1:])
         if up is not None:
@@ -186,6 +190,72 @@ def logs_command(name: str, service: str | None, follow: bool, tail: int, out: P
             out.service_line(svc, text)
     finally:
         lines.close()  # closes the log files now, not when the generator is collected
+    return 0
+
+
+class RequestsLine(NamedTuple):
+    """A plain `sandbox requests NAME [SERVICE] [--json] [-f] [--method M] [--path P]`."""
+
+    name: str
+    service: str | None = None
+    json: bool = False
+    follow: bool = False
+    method: str | None = None
+    path: str | None = None
+
+
+def _parse_requests(args: list[str]) -> RequestsLine | None:
+    """The `requests` command line as typer would parse it; None for anything else."""
+    names: list[str] = []
+    flags = {"--json": False, "--follow": False}
+    values: dict[str, str | None] = {"--method": None, "--path": None}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        option, equals, value = arg.partition("=")
+        if arg in ("-f", "--follow", "--json"):
+            flags["--follow" if arg == "-f" else arg] = True
+        elif option in values:
+            if not equals:
+                if not rest or rest[0].startswith("-"):
+                    return None
+                value = rest.pop(0)
+            values[option] = value
+        elif not arg.startswith("-") and len(names) < 2:
+            names.append(arg)
+        else:
+            return None
+    if not names:
+        return None
+    service = names[1] if len(names) > 1 else None
+    return RequestsLine(names[0], service, flags["--json"], flags["--follow"],
+                        values["--method"], values["--path"])  # fmt: skip
+
+
+def requests_command(line: RequestsLine, out: Printer) -> int:
+    """The work of `sandbox requests` and what it prints; the exit code."""
+    from sandbox.output import requests as journal_view
+    from sandbox.runtime.requests_feed import requests_feed
+    from sandbox.runtime.state import state_root
+
+    feed = requests_feed(
+        state_root(), line.name, line.service,
+        method=line.method, path=line.path, follow=line.follow,
+    )  # fmt: skip
+    if not line.follow:
+        entries = list(feed)
+        if line.json:
+            journal_view.requests_json(out, entries)
+        else:
+            journal_view.requests_table(out, entries)
+        return 0
+    if not line.json:
+        journal_view.stream_header(out)
+    for entry in feed:
+        if line.json:
+            journal_view.request_json_line(out, entry)
+        else:
+            journal_view.stream_row(out, entry)
     return 0
 
 

@@ -19,9 +19,11 @@ import pytest
 
 from sandbox.quick import (
     _STRATEGIES,
+    RequestsLine,
     UpLine,
     _parse_down,
     _parse_logs,
+    _parse_requests,
     _parse_status,
     _parse_up,
 )
@@ -225,6 +227,57 @@ def test_logs_run_without_typer_or_pydantic_and_print_what_typer_prints(
         typer.stdout,
         typer.stderr,
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        (["web"], RequestsLine("web")),
+        (["web", "api", "--json", "-f"], RequestsLine("web", "api", json=True, follow=True)),
+        (["web", "--method", "POST", "--path=/x"], RequestsLine("web", method="POST", path="/x")),
+        ([], None),
+        (["web", "--method"], None),
+        (["web", "--path", "--json"], None),
+        (["web", "a", "b"], None),
+        (["web", "--limit", "3"], None),
+    ],
+)
+def test_what_the_fast_requests_takes_and_what_it_leaves_to_typer(
+    args: list[str], parsed: RequestsLine | None
+) -> None:
+    assert _parse_requests(args) == parsed
+
+
+def test_requests_run_without_typer_or_pydantic_and_print_what_typer_prints(
+    tmp_path: Path, spare_loopback: Any
+) -> None:
+    address = str(spare_loopback(1)[0])
+    path = _stub_profile(tmp_path, address, name="asked")
+    state = str(tmp_path / "state")
+    try:
+        up = _run(QUICK, "up", str(path), "-d", "--json", SANDBOX_STATE_DIR=state)
+        assert up.returncode == 0, up.stderr
+        port = json.loads(up.stdout)["services"][0]["port"]
+        for sent in ("/one", "/two?x=1"):
+            with socket.create_connection((address, port), timeout=5) as client:
+                client.sendall(f"GET {sent} HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+                while client.recv(65536):
+                    pass
+        cases = (
+            ["requests", "asked"], ["requests", "asked", "web", "--json"],
+            ["requests", "asked", "--path", "/one"], ["requests", "gone"],
+        )  # fmt: skip
+        for args in cases:
+            fast = _run(QUICK.replace("main()", LOADED_UP), *args, SANDBOX_STATE_DIR=state)
+            typer = _run(TYPER_UP, *args, SANDBOX_STATE_DIR=state)
+            *shown, loaded = fast.stdout.splitlines()
+            assert loaded == "[]", args  # none of typer, pydantic, aiohttp, yaml
+            assert (fast.returncode, fast.stderr) == (typer.returncode, typer.stderr), args
+            assert shown == typer.stdout.splitlines(), args
+        listed = _run(QUICK, "requests", "asked", "--json", SANDBOX_STATE_DIR=state)
+        assert [e["path"] for e in json.loads(listed.stdout)["entries"]] == ["/one", "/two"]
+    finally:
+        _run(QUICK, "down", "asked", SANDBOX_STATE_DIR=state)
 
 
 def _steady(text: str) -> str:

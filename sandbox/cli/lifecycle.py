@@ -290,25 +290,9 @@ def requests(
     path: Annotated[str | None, typer.Option("--path", help="Only this exact path.")] = None,
 ) -> None:
     """What a sandbox's stubs received, oldest first (-f follows until Ctrl-C)."""
-    from sandbox.output import requests as journal_view
-    from sandbox.runtime.requests_feed import requests_feed
+    from sandbox.quick import RequestsLine, requests_command  # shared with the fast path
 
-    out = printer()
-    feed = requests_feed(state_root(), name, service, method=method, path=path, follow=follow)
-    if not follow:
-        entries = list(feed)
-        if json_:
-            journal_view.requests_json(out, entries)
-        else:
-            journal_view.requests_table(out, entries)
-        return
-    if not json_:
-        journal_view.stream_header(out)
-    for entry in feed:
-        if json_:
-            journal_view.request_json_line(out, entry)
-        else:
-            journal_view.stream_row(out, entry)
+    requests_command(RequestsLine(name, service, json_, follow, method, path), printer())
 
 
 @app.command()
