@@ -4,7 +4,9 @@ answered without loading typer, the rest by it.
 typer takes about 60 ms to import here, and loads pydantic to run any command: more than
 `sandbox --help` may take in all, and a tax on every `down`. `sandbox --help` prints the
 text typer would (kept in sandbox/help_text.py, checked against typer by the tests);
-`sandbox down NAME|--all [--grace S] [--json]` runs the same function as the typer command.
+`sandbox down NAME|--all [--grace S] [--json]` runs the same function as the typer command,
+and so do plain `status`, `logs` and `requests` command lines (parsed here as typer would
+parse them; an option these parsers do not know sends the line to typer).
 `sandbox up PROFILE -d [...]` finds the file and the name it gives itself, and starts the
 supervisor at once: the supervisor loads and validates the profile while this process
 waits, instead of both doing it one after the other (about 0.3 s of every `up -d`).
