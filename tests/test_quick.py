@@ -17,17 +17,9 @@ from typing import Any
 
 import pytest
 
-from sandbox.quick import (
-    _STRATEGIES,
-    RequestsLine,
-    UpLine,
-    _parse_down,
-    _parse_logs,
-    _parse_requests,
-    _parse_status,
-    _parse_up,
-)
+from sandbox.quick import _STRATEGIES, UpLine, _parse_down, _parse_up
 from sandbox.quick_probe import literal_targets, parse_probe
+from sandbox.quick_read import RequestsLine, _parse_logs, _parse_requests, _parse_status
 from sandbox.runtime.state import SandboxRecord, ServiceRecord, StateDir
 
 TYPER_HELP = "import sys; sys.argv = ['sandbox', '--help']; from sandbox.cli import main; main()"

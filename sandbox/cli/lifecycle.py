@@ -251,7 +251,7 @@ def status(
     Exit 0 when every service is ready (or completed), 5 when one is not, or when the
     sandbox NAME is not running (so `until sandbox status NAME; do ...` waits for it).
     """
-    from sandbox.quick import status_command  # shared with the typer-free fast path
+    from sandbox.quick_read import status_command  # shared with the typer-free fast path
 
     code = status_command(name, json_, printer())
     if code:
@@ -270,7 +270,7 @@ def logs(
 ) -> None:
     """Print the logs of a sandbox's services (the last lines; -f follows). Once it is down,
     or after a failed `up`, the logs of its last run."""
-    from sandbox.quick import logs_command  # shared with the typer-free fast path
+    from sandbox.quick_read import logs_command  # shared with the typer-free fast path
 
     logs_command(name, service, follow, tail, printer())
 
@@ -290,7 +290,7 @@ def requests(
     path: Annotated[str | None, typer.Option("--path", help="Only this exact path.")] = None,
 ) -> None:
     """What a sandbox's stubs received, oldest first (-f follows until Ctrl-C)."""
-    from sandbox.quick import RequestsLine, requests_command  # shared with the fast path
+    from sandbox.quick_read import RequestsLine, requests_command  # shared with the fast path
 
     requests_command(RequestsLine(name, service, json_, follow, method, path), printer())
 
