@@ -78,7 +78,7 @@ def test_unknown_class_becomes_a_sandbox_error_with_its_exit_code() -> None:
 def test_a_conflict_in_the_supervisor_arrives_as_a_conflict_error(
     tmp_path: Path, spare_loopback: Callable[[int], list[IPv4Address]]
 ) -> None:
-    from sandbox.runtime.launch import spawn
+    from sandbox.runtime.launch import Launch
 
     (address,) = spare_loopback(1)
     with socket.create_server((str(address), 0)) as held:
@@ -93,13 +93,13 @@ def test_a_conflict_in_the_supervisor_arrives_as_a_conflict_error(
             )
         )
         with pytest.raises(ConflictError) as caught:
-            spawn(
+            Launch(
                 str(profile),
                 name="taken",
                 state_root=tmp_path / "state",
                 on_conflict="fail",
                 wait_timeout=10.0,
-            )
+            ).ready()
     assert type(caught.value) is not SandboxError
     assert caught.value.exit_code is ExitCode.CONFLICT
 

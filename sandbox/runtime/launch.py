@@ -1,6 +1,6 @@
 """Starting a detached supervisor and hearing back from it, with nothing heavy imported.
 
-`spawn()` starts `python -m sandbox.runtime.supervisor` in its own session, hands it the
+`Launch` starts `python -m sandbox.runtime.supervisor` in its own session, hands it the
 profile (pickled on its stdin, or the path of its file) and waits on a pipe for one JSON
 line: ready (with the status of every service and what --on-conflict moved), or the error
 that stopped it (after it tore down what it had started). Progress lines
@@ -37,42 +37,14 @@ def request_log_default() -> bool:
     return os.environ.get(REQUEST_LOG_ENV, "1").strip().lower() not in {"0", "no", "off", "false"}
 
 
-def spawn(
-    profile: Profile | str,
-    *,
-    name: str,
-    state_root: Path,
-    on_conflict: str,
-    wait_timeout: float,
-    request_log: bool = True,
-    on_progress: Callable[[dict[str, Any]], None] | None = None,
-    expect_name: str | None = None,
-) -> dict[str, object]:
-    """Start a supervisor for `profile` (validated, loaded from a file; or the path of a
-    profile file, which it then loads and validates itself) and return its ready message,
-    which holds the status of every service; raise the error it reported (a ProfileError
-    too). `expect_name`: the name the caller read from the file; the supervisor refuses a
-    profile that says otherwise (it changed in between).
-
-    Before that line, the supervisor reports each service that became ready; `on_progress`
-    receives those reports ({"ready": n, "total": m, "service": name}).
-    Leaves the supervisor running on success; on failure it has already stopped everything.
-    """
-    started = Launch(
-        profile,
-        name=name,
-        state_root=state_root,
-        on_conflict=on_conflict,
-        wait_timeout=wait_timeout,
-        request_log=request_log,
-        expect_name=expect_name,
-    )
-    return started.ready(on_progress)
-
-
 class Launch:
-    """A supervisor started (see spawn), whose ready message is yet to be read: the caller
-    may do other work (import what it prints with) while the supervisor starts."""
+    """A supervisor started for `profile` (validated, loaded from a file; or the path of a
+    profile file, which it then loads and validates itself), whose ready message is yet to
+    be read: the caller may do other work (import what it prints with) meanwhile.
+
+    `expect_name`: the name the caller read from the file; the supervisor refuses a profile
+    that says otherwise (it changed in between).
+    """
 
     def __init__(
         self,
@@ -131,7 +103,13 @@ class Launch:
     def ready(
         self, on_progress: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, object]:
-        """The supervisor's ready message; raises the error it reported (see spawn)."""
+        """The supervisor's ready message, which holds the status of every service; raises
+        the error it reported (a ProfileError too). Leaves the supervisor running on success;
+        on failure it has already stopped everything.
+
+        Before that line, the supervisor reports each service that became ready;
+        `on_progress` receives those reports ({"ready": n, "total": m, "service": name}).
+        """
         deadline = time.monotonic() + self.wait_timeout + 15.0
         try:
             lines = _read_lines(self._read_fd, deadline=deadline)

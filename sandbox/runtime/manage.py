@@ -32,21 +32,20 @@ def up_detached(
     """Start a supervisor in its own session; return the sandbox's status once it is ready
     (as the supervisor's readiness probes found it: nothing is probed twice), with
     `moves`: what --on-conflict moved. `on_progress` hears of each service ready."""
-    from sandbox.runtime.launch import ready_status, spawn
+    from sandbox.runtime.launch import Launch, ready_status
 
     if profile.source is None:
         raise UsageError("a detached sandbox needs a profile file; this one was built in memory.")
     sandbox_name = name or profile.name
-    ready = spawn(
+    started = Launch(
         profile,
         name=sandbox_name,
         state_root=state_root,
         on_conflict=on_conflict,
         wait_timeout=wait_timeout,
         request_log=request_log,
-        on_progress=on_progress,
     )
-    return ready_status(ready)
+    return ready_status(started.ready(on_progress))
 
 
 async def statuses(state_root: Path, name: str | None) -> list[dict[str, Any]]:

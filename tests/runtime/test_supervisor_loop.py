@@ -47,18 +47,18 @@ def test_a_profile_renamed_between_peek_and_load_is_refused(
     """`up -d` read the name from the file before the supervisor loaded it: a file edited in
     between must not start under the old name."""
     from sandbox.errors import SandboxError
-    from sandbox.runtime.launch import spawn
+    from sandbox.runtime.launch import Launch
 
     path = tmp_path / "renamed.yaml"
     address = spare_loopback(1)[0]
     path.write_text(f"name: after\nservices:\n  web: {{kind: http, address: '{address}'}}\n")
     with pytest.raises(SandboxError, match='now named "after", not "before"'):
-        spawn(
+        Launch(
             str(path),
             name="before",
             state_root=tmp_path / "state",
             on_conflict="fail",
             wait_timeout=5.0,
             expect_name="before",
-        )
+        ).ready()
     assert not (tmp_path / "state" / "before" / "state.json").exists()
