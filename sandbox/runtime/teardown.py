@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sandbox.net.addresses import format_hostport
 from sandbox.probe import ProbeState, probe_all, probe_tcp
+from sandbox.proc.exits import pidfd_exited
 from sandbox.proc.marker import marked_by
 from sandbox.proc.processes import (
     descendants,
@@ -78,23 +79,10 @@ async def stop_supervisor(record: SandboxRecord, *, grace: float, poll: float = 
 
 async def _exited(ref: ProcessRef, pidfd: int | None, timeout: float, poll: float) -> bool:
     """Wait up to `timeout` s for `ref` to exit; whether it did."""
-    loop = asyncio.get_running_loop()
     if pidfd is not None:
-        gone: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            if not gone.done():
-                gone.set_result(None)
-
-        loop.add_reader(pidfd, readable)
-        try:
-            async with asyncio.timeout(timeout):
-                await gone
-        except TimeoutError:
-            pass
-        finally:
-            loop.remove_reader(pidfd)
+        await pidfd_exited(pidfd, timeout)
         return not is_alive(ref)
+    loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while is_alive(ref) and loop.time() < deadline:
         await asyncio.sleep(poll)
