@@ -13,9 +13,8 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from sandbox.net.addresses import format_hostport
-from sandbox.probe.endpoint import _check, _failed
-from sandbox.probe.result import ProbeResult, ProbeState, _ms
+from sandbox.probe.endpoint import _check, _failed, _opened
+from sandbox.probe.result import ProbeResult
 
 Endpoint = tuple[str, int, str]  # literal address, port, the label the result carries
 
@@ -86,14 +85,14 @@ def _start(
     except Exception as exc:
         sock.close()
         return _failed(exc, label, address, port, timeout)
-    return _opened(endpoint, sock, start)
+    return _open(endpoint, sock, start)
 
 
 def _answer(endpoint: Endpoint, sock: socket.socket, start: float, timeout: float) -> ProbeResult:
     """The result of a connect the kernel has finished, one way or the other."""
     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err == 0:
-        return _opened(endpoint, sock, start)
+        return _open(endpoint, sock, start)
     sock.close()
     address, port, label = endpoint
     # Worded as asyncio's sock_connect words it, so a detail reads as probe_tcp's does.
@@ -101,9 +100,8 @@ def _answer(endpoint: Endpoint, sock: socket.socket, start: float, timeout: floa
     return _failed(OSError(err, f"Connect call failed {peer}"), label, address, port, timeout)
 
 
-def _opened(endpoint: Endpoint, sock: socket.socket, start: float) -> ProbeResult:
-    latency = _ms(start)
-    sock.close()
+def _open(endpoint: Endpoint, sock: socket.socket, start: float) -> ProbeResult:
     address, port, label = endpoint
-    detail = f"connected to {format_hostport(address, port)} in {latency:.2f} ms"
-    return ProbeResult(label, address, port, ProbeState.OPEN, latency, detail=detail)
+    result = _opened(label, address, port, start)
+    sock.close()
+    return result

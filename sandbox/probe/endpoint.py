@@ -8,7 +8,7 @@ import ipaddress
 import socket
 
 from sandbox.net.addresses import format_hostport, loopback_problem
-from sandbox.probe.result import ProbeResult, ProbeState, _seconds
+from sandbox.probe.result import ProbeResult, ProbeState, _ms, _seconds
 
 
 def _family(address: str) -> socket.AddressFamily:
@@ -67,3 +67,10 @@ def _classify(
 def _failed(exc: BaseException, name: str, address: str, port: int, timeout: float) -> ProbeResult:
     state, detail = _classify(exc, address, port, timeout)
     return ProbeResult(name, address, port, state, None, detail=detail)
+
+
+def _opened(name: str, address: str, port: int, start: float) -> ProbeResult:
+    """The OPEN result of a connect begun at `start` (perf_counter) that just completed."""
+    latency = _ms(start)
+    detail = f"connected to {format_hostport(address, port)} in {latency:.2f} ms"
+    return ProbeResult(name, address, port, ProbeState.OPEN, latency, detail=detail)

@@ -12,7 +12,7 @@ import ssl
 import time
 
 from sandbox.net.addresses import format_hostport
-from sandbox.probe.endpoint import _check, _failed
+from sandbox.probe.endpoint import _check, _failed, _opened
 from sandbox.probe.result import BODY_LIMIT, ProbeResult, ProbeState, _excerpt, _ms, _seconds
 
 _CLOSE_GRACE = 0.5
@@ -65,7 +65,7 @@ def connect_now(address: str, port: int) -> ProbeResult | None:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         if not _connected_at_once(sock, address, port):
             return None
-    return _open(address, port, start)
+    return _opened(format_hostport(address, port), address, port, start)
 
 
 def prove_listener(listener: socket.socket) -> tuple[ProbeResult | None, list[socket.socket]]:
@@ -102,7 +102,7 @@ def _prove(listener: socket.socket) -> tuple[ProbeResult | None, list[socket.soc
                 conn.close()
                 break
             others.append(conn)
-    return _open(address, port, start), others
+    return _opened(format_hostport(address, port), address, port, start), others
 
 
 def _connected_at_once(sock: socket.socket, address: str, port: int) -> bool:
@@ -115,13 +115,6 @@ def _connected_at_once(sock: socket.socket, address: str, port: int) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLOUT)
     return bool(poller.poll(0)) and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
-
-
-def _open(address: str, port: int, start: float) -> ProbeResult:
-    latency = _ms(start)
-    where = format_hostport(address, port)
-    detail = f"connected to {where} in {latency:.2f} ms"
-    return ProbeResult(where, address, port, ProbeState.OPEN, latency, detail=detail)
 
 
 async def probe_tcp(
@@ -144,10 +137,9 @@ async def probe_tcp(
             sock = await _connect(address, port, family)
     except Exception as exc:
         return _failed(exc, name, address, port, timeout)
-    latency = _ms(start)
+    result = _opened(name, address, port, start)
     sock.close()
-    detail = f"connected to {format_hostport(address, port)} in {latency:.2f} ms"
-    return ProbeResult(name, address, port, ProbeState.OPEN, latency, detail=detail)
+    return result
 
 
 def _describe(pattern: bytes | re.Pattern[bytes]) -> str:
