@@ -407,6 +407,17 @@ def test_the_fast_probe_prints_what_typer_prints(
     assert slow.stderr == ""
 
 
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
+def test_a_probe_timeout_that_is_no_time_is_a_usage_error(tmp_path: object, timeout: str) -> None:
+    # Refused before any connect (the target's port is never tried), with exit 2.
+    done = _run(
+        QUICK, "probe", "127.0.0.1:80", "--timeout", timeout, SANDBOX_STATE_DIR=str(tmp_path)
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"--timeout {timeout}: a probe needs some time" in done.stderr
+    assert "unexpected" not in done.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -101,11 +101,16 @@ def probe(
     reachable, 5 otherwise.
     """
     import asyncio
+    import math
 
     from sandbox.probe.survey import probe_targets
     from sandbox.probe.tls import trusting_all
     from sandbox.runtime.authority import running_bundles
 
+    if not 0 < timeout < math.inf:  # (NaN too)
+        raise UsageError(
+            f"--timeout {timeout:g}: a probe needs some time; give seconds above 0, such as 0.5."
+        )
     if cacert is not None and not cacert.is_file():
         raise UsageError(f"--cacert {cacert}: there is no such file.")
     import ssl
